@@ -1,0 +1,113 @@
+"""A ``keras.datasets``-format ``.npz`` file that is downloaded when it is missing."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kedro.io import AbstractDataset, DatasetError
+
+logger = logging.getLogger(__name__)
+
+EXPECTED_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
+    """Loads ``x_train, y_train, x_test, y_test`` from a keras-format npz file.
+
+    When ``filepath`` does not exist it is fetched from ``origin`` with
+    ``keras.utils.get_file`` (the downloader ``keras.datasets.mnist`` itself uses),
+    checked against ``file_hash`` and renamed into place only when complete.
+    kedro-datasets has no npz dataset with a download fallback, hence this class.
+
+    Example catalog entry::
+
+        mnist_raw:
+          type: convnets.datasets.KerasNpzDataset
+          filepath: data/01_raw/mnist.npz
+          origin: https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz
+          file_hash: 731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1
+    """
+
+    def __init__(
+        self,
+        filepath: str,
+        origin: str | None = None,
+        file_hash: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._filepath = Path(filepath)
+        self._origin = origin
+        self._file_hash = file_hash
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "origin": self._origin}
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def save(self, data: None) -> None:
+        raise DatasetError(f"{type(self).__name__} is read-only")
+
+    def _download(self) -> None:
+        # Imported here: keras pulls in TensorFlow, which the catalog should not
+        # pay for when this dataset is never loaded.
+        from keras.utils import get_file  # noqa: PLC0415
+
+        if not self._origin:
+            raise DatasetError(
+                f"{self._filepath} does not exist and no 'origin' is configured to download it "
+                "from. Place a keras-format npz file there (keys x_train, y_train, x_test, y_test)."
+            )
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        logger.info("%s not found: downloading %s", self._filepath, self._origin)
+        with tempfile.TemporaryDirectory(dir=self._filepath.parent, prefix=".download-") as tmp:
+            try:
+                downloaded = Path(
+                    get_file(
+                        fname=self._filepath.name,
+                        origin=self._origin,
+                        cache_dir=tmp,
+                        cache_subdir=".",
+                    )
+                )
+            except Exception as exc:
+                raise DatasetError(
+                    f"Could not download {self._origin} ({exc}). Offline? Copy the file to "
+                    f"{self._filepath} instead (for example from ../shared/data/)."
+                ) from exc
+            if self._file_hash and _sha256(downloaded) != self._file_hash:
+                raise DatasetError(
+                    f"Downloaded {self._origin} but its sha256 is not {self._file_hash}; "
+                    "nothing was kept."
+                )
+            os.replace(downloaded, self._filepath)
+
+    def load(self) -> dict[str, np.ndarray]:
+        if not self._filepath.is_file():
+            self._download()
+        try:
+            with np.load(self._filepath, allow_pickle=False) as npz:
+                missing = [key for key in EXPECTED_KEYS if key not in npz.files]
+                if missing:
+                    raise DatasetError(
+                        f"{self._filepath} lacks the arrays {missing}; expected the keras.datasets "
+                        f"format with keys {list(EXPECTED_KEYS)}, found {npz.files}."
+                    )
+                return {key: npz[key] for key in EXPECTED_KEYS}
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{self._filepath} is not a readable npz file: {exc}") from exc

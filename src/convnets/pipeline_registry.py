@@ -1,0 +1,17 @@
+"""Project pipelines: the names users pass to ``kedro run --pipeline``."""
+
+from kedro.pipeline import Pipeline
+
+from convnets.pipelines import catdog, mnist
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """``mnist``, ``catdog`` (listing 8.16, the default) and ``catdog_baseline`` (8.10)."""
+    catdog_data = catdog.create_data_pipeline()
+    pipelines = {
+        "mnist": mnist.create_pipeline(),
+        "catdog": catdog_data + catdog.create_model_pipeline("catdog", augmentation_figure=True),
+        "catdog_baseline": catdog_data + catdog.create_model_pipeline("catdog_baseline"),
+    }
+    pipelines["__default__"] = pipelines["catdog"]
+    return pipelines

@@ -1,0 +1,92 @@
+"""Figures and tables shared by the evaluation nodes."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display here, in CI or under kedro viz
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def plot_training_curves(history: dict[str, list[float]], title: str) -> Figure:
+    """Training and validation accuracy and loss per epoch, as the book's figure 8.11."""
+    figure, (ax_accuracy, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    epochs = range(1, len(history["loss"]) + 1)
+    for axis, key, name in ((ax_accuracy, "accuracy", "accuracy"), (ax_loss, "loss", "loss")):
+        axis.plot(epochs, history[key], "bo", label=f"Training {name}")
+        if f"val_{key}" in history:
+            axis.plot(epochs, history[f"val_{key}"], "b", label=f"Validation {name}")
+        axis.set_title(f"Training and validation {name}")
+        axis.set_xlabel("epoch")
+        axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def classification_tables(
+    y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The confusion matrix (rows true, columns predicted) and per-class precision/recall."""
+    n = len(class_names)
+    counts = np.zeros((n, n), dtype=int)
+    np.add.at(counts, (np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)), 1)
+    confusion = pd.DataFrame(counts, index=class_names, columns=class_names)
+    confusion.index.name = "true"
+    predicted = counts.sum(axis=0)
+    actual = counts.sum(axis=1)
+    diagonal = np.diag(counts)
+    per_class = pd.DataFrame(
+        {
+            "class": class_names,
+            "precision": np.divide(diagonal, predicted, out=np.zeros(n), where=predicted > 0),
+            "recall": np.divide(diagonal, actual, out=np.zeros(n), where=actual > 0),
+            "support": actual,
+        }
+    )
+    return confusion, per_class
+
+
+def plot_confusion_matrix(confusion: pd.DataFrame, title: str) -> Figure:
+    """A labelled heat map of the confusion matrix."""
+    size = max(4.0, 0.6 * len(confusion) + 2)
+    figure, axis = plt.subplots(figsize=(size, size))
+    image = axis.imshow(confusion.to_numpy(), cmap="Blues")
+    axis.set_xticks(range(len(confusion.columns)), confusion.columns, rotation=45)
+    axis.set_yticks(range(len(confusion.index)), confusion.index)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    threshold = confusion.to_numpy().max() / 2
+    for (row, column), value in np.ndenumerate(confusion.to_numpy()):
+        axis.text(column, row, str(value), ha="center", va="center",
+                  color="white" if value > threshold else "black", fontsize=8)
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def test_metrics(test_loss: float, test_accuracy: float) -> dict[str, dict[str, float]]:
+    """Test loss and accuracy in kedro-mlflow's metrics format (one step)."""
+    return {
+        "test_loss": {"value": float(test_loss), "step": 0},
+        "test_accuracy": {"value": float(test_accuracy), "step": 0},
+    }
+
+
+def report_training(
+    history: dict[str, list[float]], title: str
+) -> tuple[dict[str, list[dict[str, float]]], Figure]:
+    """Node: per-epoch metric histories for MLflow (step = epoch) and the training curves."""
+    metrics = {
+        key: [{"step": epoch, "value": value} for epoch, value in enumerate(values, start=1)]
+        for key, values in history.items()
+        if key in HISTORY_KEYS
+    }
+    return metrics, plot_training_curves(history, title)

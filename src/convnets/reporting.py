@@ -64,8 +64,15 @@ def plot_confusion_matrix(confusion: pd.DataFrame, title: str) -> Figure:
     axis.set_ylabel("true")
     threshold = confusion.to_numpy().max() / 2
     for (row, column), value in np.ndenumerate(confusion.to_numpy()):
-        axis.text(column, row, str(value), ha="center", va="center",
-                  color="white" if value > threshold else "black", fontsize=8)
+        axis.text(
+            column,
+            row,
+            str(value),
+            ha="center",
+            va="center",
+            color="white" if value > threshold else "black",
+            fontsize=8,
+        )
     figure.colorbar(image, ax=axis, fraction=0.046)
     axis.set_title(title)
     figure.tight_layout()

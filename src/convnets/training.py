@@ -86,16 +86,18 @@ def fit_with_best_checkpoint(
             validation_data=validation_data,
             validation_split=training.get("validation_split", 0.0) if y is not None else 0.0,
             callbacks=callbacks,
+            # A tf.data.Dataset is shuffled by its own pipeline; Keras warns otherwise.
+            shuffle=y is not None,
             verbose=0,
         )
         best_model = keras.models.load_model(checkpoint_path)
-    return model, best_model, {key: list(map(float, values)) for key, values in history.history.items()}
+    return (
+        model,
+        best_model,
+        {key: list(map(float, values)) for key, values in history.history.items()},
+    )
 
 
-
-
-def log_models(
-    model: keras.Model, best_checkpoint: keras.Model
-) -> tuple[keras.Model, keras.Model]:
+def log_models(model: keras.Model, best_checkpoint: keras.Model) -> tuple[keras.Model, keras.Model]:
     """Node: hand both saved models on to the catalog's MLflow model datasets."""
     return model, best_checkpoint

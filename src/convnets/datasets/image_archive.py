@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -34,7 +33,6 @@ class ImageArchive:
 
     source: Path
     images: dict[str, dict[int, str]]
-    fingerprint: str
     _zip: zipfile.ZipFile | None = field(default=None, repr=False)
 
     def read(self, member: str) -> bytes:
@@ -96,16 +94,16 @@ def _extract_inner_archive(outer: Path, target: Path) -> None:
         os.replace(tmp.name, target)
 
 
-def _stat_fingerprint(path: Path) -> str:
-    stat = path.stat()
-    return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-
-
 def open_image_archive(location: Path) -> ImageArchive:
     """Open Kaggle's train.zip, its outer dogs-vs-cats.zip, or an extracted folder."""
     candidates = [location]
     if location.is_dir():
-        candidates = [location / INNER_ARCHIVE, location / OUTER_ARCHIVE, location / "train", location]
+        candidates = [
+            location / INNER_ARCHIVE,
+            location / OUTER_ARCHIVE,
+            location / "train",
+            location,
+        ]
     for candidate in candidates:
         if candidate.is_file() and candidate.name == OUTER_ARCHIVE:
             inner = candidate.with_name(INNER_ARCHIVE)
@@ -116,7 +114,7 @@ def open_image_archive(location: Path) -> ImageArchive:
             archive = _open_zip(candidate)
             names = [info.filename for info in archive.infolist() if not info.is_dir()]
             images = _index_names(names, candidate)
-            return ImageArchive(candidate, images, _stat_fingerprint(candidate), archive)
+            return ImageArchive(candidate, images, archive)
         if candidate.is_dir():
             names = sorted(
                 str(path.relative_to(candidate)) for path in candidate.rglob("*") if path.is_file()
@@ -124,11 +122,7 @@ def open_image_archive(location: Path) -> ImageArchive:
             if not any(IMAGE_NAME.match(Path(name).name) for name in names):
                 continue
             images = _index_names(names, candidate)
-            digest = hashlib.sha256()
-            for name in names:
-                stat = (candidate / name).stat()
-                digest.update(f"{name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-            return ImageArchive(candidate, images, digest.hexdigest())
+            return ImageArchive(candidate, images)
     raise DatasetError(
         f"No dogs-vs-cats images at {location}. " + HOW_TO_GET.format(where=location)
     )

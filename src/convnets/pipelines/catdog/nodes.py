@@ -98,8 +98,9 @@ def make_subset(
                     continue
                 file_name = f"{label}.{index}.jpg"
                 files[f"{subset_name}/{label}/{file_name}"] = content
-                rows.append({"file": file_name, "label": label, "split": subset_name,
-                             "source": member})
+                rows.append(
+                    {"file": file_name, "label": label, "split": subset_name, "source": member}
+                )
                 chosen += 1
             if chosen < subset["size"]:
                 raise ValueError(
@@ -136,7 +137,7 @@ def make_datasets(
 
 
 def build_model(image_size: tuple[int, int], architecture: dict[str, Any]) -> keras.Model:
-    """The model named by ``architecture.name``: ``convnet`` (8.7) or ``convnet_augmented`` (8.16)."""
+    """The model ``architecture.name`` names: ``convnet`` (8.7), ``convnet_augmented`` (8.16)."""
     name = architecture["name"]
     if name == "convnet":
         return build_catdog_convnet(image_size)
@@ -166,15 +167,19 @@ def train_model(
     image_size = tuple(train_ds.element_spec[0].shape[1:3])
     model = build_model(image_size, architecture)
     compile_model(model, training)
-    logger.info("Training %s (%d parameters) for %d epochs", model.name, model.count_params(),
-                training["epochs"])
+    logger.info(
+        "Training %s (%d parameters) for %d epochs",
+        model.name,
+        model.count_params(),
+        training["epochs"],
+    )
     return fit_with_best_checkpoint(model, training, train_ds, validation_data=validation_ds)
 
 
 def evaluate_model(
     model: keras.Model, test_ds: tf.data.Dataset, class_names: list[str]
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, Figure]:
-    """Evaluation: the best checkpoint on the test subset (listing 8.18), with a confusion matrix."""
+    """Evaluation: the best checkpoint on the test subset (listing 8.18), confusion matrix."""
     test_loss, test_accuracy = model.evaluate(test_ds, verbose=0)
     labels, predicted = [], []
     for images, batch_labels in test_ds:

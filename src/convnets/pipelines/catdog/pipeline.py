@@ -37,8 +37,12 @@ def create_model_pipeline(namespace: str, augmentation_figure: bool = False) -> 
     nodes_list = [
         node(
             nodes.train_model,
-            inputs=["cats_vs_dogs_train", "cats_vs_dogs_validation", "params:architecture",
-                    "params:training"],
+            inputs=[
+                "cats_vs_dogs_train",
+                "cats_vs_dogs_validation",
+                "params:architecture",
+                "params:training",
+            ],
             outputs=["model_keras", "best_checkpoint_keras", "history"],
             name="train_model",
             tags="training",
@@ -46,8 +50,12 @@ def create_model_pipeline(namespace: str, augmentation_figure: bool = False) -> 
         node(
             nodes.evaluate_model,
             inputs=["best_checkpoint_keras", "cats_vs_dogs_test", "params:dogs_vs_cats.classes"],
-            outputs=["test_metrics", "confusion_matrix", "per_class_metrics",
-                     "confusion_matrix_plot"],
+            outputs=[
+                "test_metrics",
+                "confusion_matrix",
+                "per_class_metrics",
+                "confusion_matrix_plot",
+            ],
             name="evaluate_model",
             tags="evaluation",
         ),

@@ -28,8 +28,9 @@ def split_arrays(
                 f"MNIST {name} images must be (N, height, width) with one label each, "
                 f"got images {images.shape} and labels {labels.shape}"
             )
-    logger.info("MNIST: %d training and %d test images of %s", len(x_train), len(x_test),
-                x_train.shape[1:])
+    logger.info(
+        "MNIST: %d training and %d test images of %s", len(x_train), len(x_test), x_train.shape[1:]
+    )
     return x_train, y_train, x_test, y_test
 
 
@@ -45,8 +46,12 @@ def train_model(
     keras.utils.set_random_seed(training.get("seed", 0))
     model = build_mnist_convnet(input_shape=x_train.shape[1:], num_classes=training["num_classes"])
     compile_model(model, training)
-    logger.info("Training %s (%d parameters) for %d epochs", model.name, model.count_params(),
-                training["epochs"])
+    logger.info(
+        "Training %s (%d parameters) for %d epochs",
+        model.name,
+        model.count_params(),
+        training["epochs"],
+    )
     model, best_model, history = fit_with_best_checkpoint(model, training, x_train, y_train)
     return model, best_model, history
 

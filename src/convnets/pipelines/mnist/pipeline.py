@@ -24,10 +24,20 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="split_arrays",
                 tags="ingestion",
             ),
-            node(nodes.scale_images, "x_train_raw", "x_train", name="scale_train_images",
-                 tags="preprocessing"),
-            node(nodes.scale_images, "x_test_raw", "x_test", name="scale_test_images",
-                 tags="preprocessing"),
+            node(
+                nodes.scale_images,
+                "x_train_raw",
+                "x_train",
+                name="scale_train_images",
+                tags="preprocessing",
+            ),
+            node(
+                nodes.scale_images,
+                "x_test_raw",
+                "x_test",
+                name="scale_test_images",
+                tags="preprocessing",
+            ),
             node(
                 nodes.train_model,
                 inputs=["x_train", "y_train", "params:training"],
@@ -38,8 +48,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 nodes.evaluate_model,
                 inputs=["model_keras", "x_test", "y_test", "params:class_names"],
-                outputs=["test_metrics", "confusion_matrix", "per_class_metrics",
-                         "confusion_matrix_plot"],
+                outputs=[
+                    "test_metrics",
+                    "confusion_matrix",
+                    "per_class_metrics",
+                    "confusion_matrix_plot",
+                ],
                 name="evaluate_model",
                 tags="evaluation",
             ),
@@ -51,12 +65,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 tags="evaluation",
             ),
             node(
-            log_models,
-            inputs=["model_keras", "best_checkpoint_keras"],
-            outputs=["mlflow_model", "mlflow_best_checkpoint"],
-            name="log_mlflow_models",
-            tags="evaluation",
-        ),
+                log_models,
+                inputs=["model_keras", "best_checkpoint_keras"],
+                outputs=["mlflow_model", "mlflow_best_checkpoint"],
+                name="log_mlflow_models",
+                tags="evaluation",
+            ),
         ]
     )
     return pipeline(template, namespace=namespace, inputs={"raw_arrays": raw_dataset})

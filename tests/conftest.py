@@ -1,0 +1,124 @@
+"""Shared fixtures: tiny synthetic data in the real formats, and a throw-away Kedro project."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Before TensorFlow or Kedro are imported by a test module.
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def jpeg_bytes(seed: int, size: int = 24, mode: str = "RGB") -> bytes:
+    """A small random JPEG; brighter for dogs so a model has something to learn."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, size=(size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).convert(mode).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def write_kaggle_zip(
+    path: Path, per_class: int = 20, extra: dict[str, bytes] | None = None
+) -> Path:
+    """A zip in Kaggle's train.zip layout: train/cat.N.jpg and train/dog.N.jpg."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        for label_number, label in enumerate(("cat", "dog")):
+            for index in range(per_class):
+                archive.writestr(
+                    f"train/{label}.{index}.jpg", jpeg_bytes(1000 * label_number + index)
+                )
+        for name, content in (extra or {}).items():
+            archive.writestr(name, content)
+    return path
+
+
+def write_mnist_npz(path: Path, n_train: int = 200, n_test: int = 50) -> Path:
+    """A keras.datasets-format npz with random 28x28 digits."""
+    rng = np.random.default_rng(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path,
+        x_train=rng.integers(0, 255, (n_train, 28, 28), dtype=np.uint8),
+        y_train=rng.integers(0, 10, n_train, dtype=np.uint8),
+        x_test=rng.integers(0, 255, (n_test, 28, 28), dtype=np.uint8),
+        y_test=rng.integers(0, 10, n_test, dtype=np.uint8),
+    )
+    return path
+
+
+@pytest.fixture
+def kaggle_zip(tmp_path: Path) -> Path:
+    """20 tiny JPEGs per class in Kaggle's train.zip layout."""
+    return write_kaggle_zip(tmp_path / "raw" / "train.zip")
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A copy of this project's pyproject.toml and conf/ with tiny raw data, as cwd."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
+    (project / "src").mkdir()  # bootstrap_project wants it; convnets is installed
+    shutil.copytree(
+        PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("credentials*")
+    )
+    # MLflow caches one store per tracking URI: a relative "sqlite:///mlflow.db" would
+    # keep writing to the first test's file, so each project gets an absolute one.
+    mlflow_yml = project / "conf" / "base" / "mlflow.yml"
+    mlflow_yml.write_text(
+        mlflow_yml.read_text().replace("sqlite:///mlflow.db", f"sqlite:///{project / 'mlflow.db'}")
+    )
+    write_mnist_npz(project / "data" / "01_raw" / "mnist.npz")
+    write_kaggle_zip(project / "data" / "01_raw" / "dogs-vs-cats" / "train.zip")
+    monkeypatch.chdir(project)
+    _reset_mlflow()
+    yield project
+    _reset_mlflow()
+
+
+def _reset_mlflow() -> None:
+    """Forget the active run and experiment that MLflow keeps in module globals."""
+    import mlflow  # noqa: PLC0415
+    from mlflow.tracking import fluent  # noqa: PLC0415
+
+    while mlflow.active_run():
+        mlflow.end_run()
+    fluent._active_experiment_id = None
+
+
+@pytest.fixture
+def http_server(tmp_path: Path):
+    """A static file server on 127.0.0.1 serving ``<tmp>/served``; yields (folder, base URL)."""
+    import functools  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415
+
+    served = tmp_path / "served"
+    served.mkdir()
+
+    class QuietHandler(SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # keep pytest output clean
+            pass
+
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(served))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

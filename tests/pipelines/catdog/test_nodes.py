@@ -1,0 +1,151 @@
+"""Cats-vs-dogs nodes on tiny synthetic JPEGs in Kaggle's layout."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from convnets.datasets import ImageArchiveDataset, ImageFolderDataset
+from convnets.pipelines.catdog import nodes
+from tests.conftest import jpeg_bytes, write_kaggle_zip
+
+SPLIT = {
+    "classes": ["cat", "dog"],
+    "subsets": {
+        "train": {"start": 0, "size": 10},
+        "validation": {"start": 10, "size": 4},
+        "test": {"start": 14, "size": 4},
+    },
+    "image_size": [80, 80],
+    "batch_size": 4,
+    "seed": 0,
+}
+
+
+def _split(**sizes):
+    split = copy.deepcopy(SPLIT)
+    for name, size in sizes.items():
+        split["subsets"][name]["size"] = size
+    return split
+
+
+@pytest.fixture
+def archive(kaggle_zip):
+    return ImageArchiveDataset(filepath=str(kaggle_zip)).load()
+
+
+def test_make_subset_follows_the_books_index_ranges(archive):
+    manifest, files, skipped = nodes.make_subset(archive, SPLIT)
+    assert len(manifest) == 2 * 18 and skipped.empty
+    test_cats = manifest[(manifest.split == "test") & (manifest.label == "cat")]
+    assert list(test_cats.file) == [f"cat.{i}.jpg" for i in range(14, 18)]
+    assert files["validation/dog/dog.10.jpg"] == jpeg_bytes(1010)
+    assert set(manifest.columns) == {"file", "label", "split", "source"}
+
+
+def test_make_subset_is_deterministic(archive):
+    first = nodes.make_subset(archive, SPLIT)
+    second = nodes.make_subset(archive, SPLIT)
+    assert first[0].equals(second[0]) and first[1] == second[1]
+
+
+def test_unreadable_images_are_skipped_and_replaced_by_the_next_index(tmp_path):
+    path = write_kaggle_zip(tmp_path / "train.zip", per_class=20)
+    # Rewrite three cats: empty, truncated, not an image at all.
+    broken = {
+        "train/cat.2.jpg": b"",
+        "train/cat.5.jpg": jpeg_bytes(5)[:60],
+        "train/cat.12.jpg": b"<html>not found</html>",
+    }
+    rebuilt = tmp_path / "broken.zip"
+    import zipfile  # noqa: PLC0415
+
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(rebuilt, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, broken.get(name, source.read(name)))
+    archive = ImageArchiveDataset(filepath=str(rebuilt)).load()
+    manifest, files, skipped = nodes.make_subset(archive, _split(train=8, validation=4, test=4))
+    assert sorted(skipped.source) == sorted(broken)
+    cats = manifest[manifest.label == "cat"]
+    assert len(cats) == 16
+    train = list(cats[cats.split == "train"].file)
+    assert train == [f"cat.{i}.jpg" for i in (0, 1, 3, 4, 6, 7, 8, 9)]
+    validation = list(cats[cats.split == "validation"].file)
+    assert validation == [f"cat.{i}.jpg" for i in (10, 11, 13, 14)]
+    assert not any("cat.12" in name for name in files)
+
+
+def test_too_large_subsets_fail_before_any_image_is_read(archive, monkeypatch):
+    monkeypatch.setattr(type(archive), "read", lambda *_: pytest.fail("read an image"))
+    with pytest.raises(ValueError, match=r"ask for 30 'cat' images.*only 20"):
+        nodes.make_subset(archive, _split(train=22))
+
+
+@pytest.mark.parametrize("size", [0, -3, "ten"])
+def test_non_positive_subset_sizes_are_rejected(archive, size):
+    with pytest.raises(ValueError, match="subsets.train.size must be a positive integer"):
+        nodes.make_subset(archive, _split(train=size))
+
+
+def test_a_missing_subset_is_named(archive):
+    split = copy.deepcopy(SPLIT)
+    del split["subsets"]["validation"]
+    with pytest.raises(ValueError, match="missing \\['validation'\\]"):
+        nodes.make_subset(archive, split)
+
+
+def test_make_datasets_batches_resized_images_with_integer_labels(archive, tmp_path):
+    _, files, _ = nodes.make_subset(archive, SPLIT)
+    folder = ImageFolderDataset(path=str(tmp_path / "split"))
+    folder.save(files)
+    train, validation, test = nodes.make_datasets(folder.load(), SPLIT)
+    images, labels = next(iter(test))
+    assert images.shape == (4, 80, 80, 3)
+    assert sum(int(b[0].shape[0]) for b in train) == 20
+    test_labels = np.concatenate([b[1].numpy() for b in test])
+    assert list(test_labels) == [0] * 4 + [1] * 4  # unshuffled: cats then dogs
+
+
+def test_make_datasets_rejects_a_zero_batch_size():
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        nodes.make_datasets("unused", {**SPLIT, "batch_size": 0})
+
+
+def test_build_model_names_the_known_architectures():
+    with pytest.raises(ValueError, match="'convnet' \\(listing 8.7\\)"):
+        nodes.build_model((180, 180), {"name": "resnet"})
+
+
+def test_train_model_rejects_zero_epochs_before_building_a_model(archive, tmp_path):
+    with pytest.raises(ValueError, match="training.epochs must be a positive integer"):
+        nodes.train_model(None, None, {"name": "convnet"}, {"epochs": 0, "loss": "x"})
+
+
+def test_train_and_evaluate_one_epoch(archive, tmp_path):
+    _, files, _ = nodes.make_subset(archive, SPLIT)
+    folder = ImageFolderDataset(path=str(tmp_path / "split"))
+    folder.save(files)
+    train, validation, test = nodes.make_datasets(folder.load(), SPLIT)
+    training = {"epochs": 2, "loss": "binary_crossentropy", "optimizer": "rmsprop", "seed": 0}
+    model, best, history = nodes.train_model(
+        train, validation, {"name": "convnet_augmented"}, training
+    )
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(history["val_loss"]) == 2
+    # The best checkpoint is the epoch with the lowest val_loss.
+    best_loss = best.evaluate(validation, verbose=0)[0]
+    assert best_loss == pytest.approx(min(history["val_loss"]), rel=1e-4)
+    metrics, confusion, per_class, figure = nodes.evaluate_model(best, test, ["cat", "dog"])
+    assert 0 <= metrics["test_accuracy"]["value"] <= 1
+    assert confusion.to_numpy().sum() == 8
+    assert list(per_class["class"]) == ["cat", "dog"]
+    assert figure.axes
+
+
+def test_plot_augmented_images_draws_a_3x3_grid(archive, tmp_path):
+    _, files, _ = nodes.make_subset(archive, SPLIT)
+    folder = ImageFolderDataset(path=str(tmp_path / "split"))
+    folder.save(files)
+    train, _, _ = nodes.make_datasets(folder.load(), SPLIT)
+    figure = nodes.plot_augmented_images(train, {"augmentation": {"rotation": 0.1, "zoom": 0.2}})
+    assert len(figure.axes) == 9

@@ -1,0 +1,125 @@
+"""Each registered pipeline, run through KedroSession on tiny data, recorded in MLflow."""
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+TINY_CATDOG = {
+    "dogs_vs_cats.subsets.train.size": 10,
+    "dogs_vs_cats.subsets.validation.start": 10,
+    "dogs_vs_cats.subsets.validation.size": 4,
+    "dogs_vs_cats.subsets.test.start": 14,
+    "dogs_vs_cats.subsets.test.size": 4,
+    "dogs_vs_cats.image_size": [80, 80],
+    "dogs_vs_cats.batch_size": 8,
+    "catdog.training.epochs": 2,
+    "catdog_baseline.training.epochs": 2,
+}
+TINY_MNIST = {"mnist.training.epochs": 2}
+
+FIGURES = {
+    "mnist": {"training_curves.png", "confusion_matrix.png"},
+    "catdog": {"training_curves.png", "confusion_matrix.png", "augmentation_samples.png"},
+    "catdog_baseline": {"training_curves.png", "confusion_matrix.png"},
+}
+
+
+def _nested(dotted: dict) -> dict:
+    """{"a.b": 1} -> {"a": {"b": 1}}, as ``kedro run --params a.b=1`` does."""
+    nested: dict = {}
+    for key, value in dotted.items():
+        *parents, leaf = key.split(".")
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return nested
+
+
+def _run(project: Path, pipeline: str, params: dict, env: str | None = None) -> None:
+    bootstrap_project(project)
+    with KedroSession.create(
+        project_path=project, env=env, runtime_params=_nested(params)
+    ) as session:
+        session.run(pipeline_names=[pipeline])
+
+
+def _only_run(project: Path, experiment: str) -> mlflow.entities.Run:
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
+    assert len(runs) == 1
+    return runs[0]
+
+
+@pytest.mark.parametrize(
+    "pipeline, params",
+    [("mnist", TINY_MNIST), ("catdog", TINY_CATDOG), ("catdog_baseline", TINY_CATDOG)],
+)
+def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params):
+    _run(kedro_project, pipeline, params)
+    run = _only_run(kedro_project, "convnets")
+    client = mlflow.MlflowClient()
+
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == pipeline
+    assert run.data.params[f"{pipeline}.training.epochs"] == "2"
+    assert run.data.params[f"{pipeline}.training.optimizer"] == "rmsprop"
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [metric.step for metric in history] == [1, 2], key
+    assert {"test_loss", "test_accuracy"} <= set(run.data.metrics)
+
+    figures = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert figures == FIGURES[pipeline]
+    evaluation = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert evaluation == {"confusion_matrix.csv", "per_class_metrics.csv"}
+
+    logged = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    assert {model.name for model in logged} == {"model", "best_checkpoint"}
+    best = next(model for model in logged if model.name == "best_checkpoint")
+    assert best.source_run_id == run.info.run_id
+    loaded = mlflow.pyfunc.load_model(f"models:/{best.model_id}")
+    shape = (1, 28, 28, 1) if pipeline == "mnist" else (1, 80, 80, 3)
+    prediction = np.asarray(loaded.predict(np.zeros(shape, dtype="float32")))
+    assert prediction.shape == ((1, 10) if pipeline == "mnist" else (1, 1))
+
+    models = kedro_project / "data" / "06_models" / pipeline
+    assert len(list((models / "model.keras").iterdir())) == 1  # one version folder
+    assert (kedro_project / "data" / "08_reporting" / pipeline / "training_curves.png").is_file()
+
+
+def test_catdog_and_baseline_share_one_split_written_once(kedro_project):
+    _run(kedro_project, "catdog_baseline", {**TINY_CATDOG, "catdog_baseline.training.epochs": 1})
+    split = kedro_project / "data" / "02_intermediate" / "cats_vs_dogs_small"
+    first = split.joinpath("train", "cat", "cat.0.jpg").stat().st_mtime_ns
+    _run(kedro_project, "catdog", {**TINY_CATDOG, "catdog.training.epochs": 1})
+    assert split.joinpath("train", "cat", "cat.0.jpg").stat().st_mtime_ns == first
+    assert sorted(p.name for p in split.iterdir()) == [
+        ".content.sha256",
+        "test",
+        "train",
+        "validation",
+    ]
+    manifest = kedro_project / "data" / "02_intermediate" / "cats_vs_dogs_small_manifest.csv"
+    assert manifest.read_text().splitlines()[0] == "file,label,split,source"
+
+
+def test_quick_environment_uses_its_own_experiment(kedro_project):
+    _run(kedro_project, "mnist", {"mnist.training.epochs": 1}, env="quick")
+    run = _only_run(kedro_project, "convnets-quick")
+    assert run.data.params["mnist.training.epochs"] == "1"
+    assert run.data.params["mnist.training.batch_size"] == "64"  # from base, not replaced
+
+
+def test_missing_archive_fails_before_training_with_instructions(kedro_project):
+    archive = kedro_project / "data" / "01_raw" / "dogs-vs-cats" / "train.zip"
+    archive.unlink()
+    with pytest.raises(Exception, match="kaggle competitions download"):
+        _run(kedro_project, "catdog", TINY_CATDOG)
+    assert not (kedro_project / "data" / "06_models" / "catdog").exists()

@@ -1,0 +1,35 @@
+"""Tables and metric formats shared by the evaluation nodes."""
+
+import numpy as np
+
+from convnets.reporting import classification_tables, report_training
+
+
+def test_classification_tables_count_and_divide_correctly():
+    confusion, per_class = classification_tables(
+        np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 0]), ["cat", "dog"]
+    )
+    assert confusion.loc["cat"].tolist() == [1, 1]
+    assert confusion.loc["dog"].tolist() == [1, 2]
+    assert per_class["precision"].round(3).tolist() == [0.5, 0.667]
+    assert per_class["recall"].round(3).tolist() == [0.5, 0.667]
+    assert per_class["support"].tolist() == [2, 3]
+
+
+def test_a_class_never_predicted_has_zero_precision_not_nan():
+    _, per_class = classification_tables(np.array([0, 1]), np.array([0, 0]), ["a", "b"])
+    assert per_class["precision"].tolist() == [0.5, 0.0]
+
+
+def test_report_training_uses_one_based_epochs_as_steps():
+    history = {
+        "loss": [0.9, 0.5],
+        "accuracy": [0.5, 0.7],
+        "val_loss": [1.0, 0.8],
+        "val_accuracy": [0.4, 0.6],
+        "learning_rate": [0.001, 0.001],
+    }
+    metrics, figure = report_training(history, "t")
+    assert set(metrics) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert metrics["val_loss"] == [{"step": 1, "value": 1.0}, {"step": 2, "value": 0.8}]
+    assert len(figure.axes) == 2

@@ -8,6 +8,8 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+pytestmark = pytest.mark.slow
+
 TINY_CATDOG = {
     "dogs_vs_cats.subsets.train.size": 10,
     "dogs_vs_cats.subsets.validation.start": 10,

@@ -123,5 +123,5 @@ def test_missing_archive_fails_before_training_with_instructions(kedro_project):
     archive = kedro_project / "data" / "01_raw" / "dogs-vs-cats" / "train.zip"
     archive.unlink()
     with pytest.raises(Exception, match="kaggle competitions download"):
-        _run(kedro_project, "catdog", TINY_CATDOG)
+        _run(kedro_project, "catdog", {**TINY_CATDOG, "dogs_vs_cats_source": "local"})
     assert not (kedro_project / "data" / "06_models" / "catdog").exists()

@@ -1,4 +1,10 @@
-"""Read-only access to the Kaggle dogs-vs-cats training images, wherever the user put them."""
+"""Read-only access to the dogs-vs-cats images, wherever they come from.
+
+Layouts: Kaggle's ``train.zip`` (``train/cat.0.jpg``), Kaggle's competition zip
+``dogs-vs-cats.zip`` (holding ``train.zip``), Microsoft's PetImages zip
+(``PetImages/Cat/0.jpg``, mapped to ``cat.0``), or any of these extracted.
+Sources: the local copy, a Kaggle download, or the public PetImages download.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -14,45 +21,111 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from convnets.datasets.download import download
+from convnets.datasets.kaggle import download_competition
+
 logger = logging.getLogger(__name__)
 
-# Kaggle names its training images ``train/cat.0.jpg`` ... ``train/dog.12499.jpg``.
-IMAGE_NAME = re.compile(r"^(?P<label>[a-z]+)\.(?P<index>\d+)\.jpe?g$", re.IGNORECASE)
+# Kaggle: ``train/cat.0.jpg``. PetImages: ``PetImages/Cat/0.jpg``.
+KAGGLE_NAME = re.compile(r"^(?P<label>[a-z]+)\.(?P<index>\d+)\.jpe?g$", re.IGNORECASE)
+PETIMAGES_NAME = re.compile(r"^(?P<label>cat|dog)/(?P<index>\d+)\.jpe?g$", re.IGNORECASE)
 INNER_ARCHIVE = "train.zip"
 OUTER_ARCHIVE = "dogs-vs-cats.zip"
-HOW_TO_GET = (
-    "Download the 'Dogs vs. Cats' data from Kaggle "
-    "(kaggle competitions download -c dogs-vs-cats) and put train.zip (or the whole "
-    "dogs-vs-cats.zip, or the extracted train/ folder) at {where}."
+PETIMAGES_URL = (
+    "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
+    "kagglecatsanddogs_5340.zip"
 )
+PETIMAGES_ARCHIVE = "kagglecatsanddogs_5340.zip"
+SOURCES = ("auto", "local", "kaggle", "microsoft")
+DEFAULT_LIMITS = {
+    # Per image and in total for what a split reads; ratio = uncompressed / compressed.
+    "max_image_bytes": 50 * 2**20,
+    "max_compression_ratio": 100,
+    "max_total_bytes": 4 * 2**30,
+}
+HOW_TO_GET = (
+    "Put Kaggle's train.zip (or the whole dogs-vs-cats.zip, or the extracted train/ "
+    "folder) at {where}: kaggle competitions download -c dogs-vs-cats. Or let it be "
+    "downloaded: source 'microsoft' (public, about 786 MB) or 'kaggle' (needs credentials)."
+)
+
+
+class ArchiveLimitError(DatasetError):
+    """An archive that exceeds the configured size or compression limits."""
 
 
 @dataclass
 class ImageArchive:
-    """Labelled images in a zip file or a folder, indexed as ``label -> index -> member``."""
+    """Labelled images in a zip file or a folder, indexed as ``label -> index -> member``.
+
+    ``refused`` lists the entries that were not indexed because they are unsafe
+    (absolute paths, ``..`` components, symlinks) or exceed the limits, with the reason.
+    """
 
     source: Path
     images: dict[str, dict[int, str]]
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     _zip: zipfile.ZipFile | None = field(default=None, repr=False)
+    _bytes_read: int = field(default=0, repr=False)
 
     def read(self, member: str) -> bytes:
-        """The raw bytes of one image, by the member name found in ``images``."""
+        """The bytes of one image; stops the run when the total read exceeds the limit."""
         if self._zip is not None:
-            return self._zip.read(member)
-        return (self.source / member).read_bytes()
+            info = self._zip.getinfo(member)
+            size = info.file_size
+            with self._zip.open(info) as handle:
+                # Never trust the header: read at most one byte past what it declares.
+                content = handle.read(self.limits["max_image_bytes"] + 1)
+        else:
+            path = self.source / member
+            size = path.stat().st_size
+            content = path.read_bytes() if size <= self.limits["max_image_bytes"] else b""
+        if max(size, len(content)) > self.limits["max_image_bytes"]:
+            raise ArchiveLimitError(
+                f"{member} in {self.source} is larger than max_image_bytes "
+                f"({self.limits['max_image_bytes']:,}); the archive is not what it claims."
+            )
+        self._bytes_read += len(content)
+        if self._bytes_read > self.limits["max_total_bytes"]:
+            raise ArchiveLimitError(
+                f"Reading {self.source} passed max_total_bytes "
+                f"({self.limits['max_total_bytes']:,}); stopped before filling the disk or memory."
+            )
+        return content
 
     def count(self, label: str) -> int:
         """How many images carry ``label``."""
         return len(self.images.get(label, {}))
 
 
+def _unsafe(name: str) -> str | None:
+    """Why an archive entry name must not be used, or None."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or re.match(r"^[a-zA-Z]:", name):
+        return "absolute path"
+    if ".." in path.parts:
+        return "'..' path component"
+    return None
+
+
+def _match(name: str) -> tuple[str, int] | None:
+    path = PurePosixPath(name)
+    match = KAGGLE_NAME.match(path.name)
+    if match is None and len(path.parts) >= 2:  # noqa: PLR2004
+        match = PETIMAGES_NAME.match("/".join(path.parts[-2:]))
+    if match is None:
+        return None
+    return match["label"].lower(), int(match["index"])
+
+
 def _index_names(names: list[str], source: Path) -> dict[str, dict[int, str]]:
     images: dict[str, dict[int, str]] = {}
     for name in names:
-        match = IMAGE_NAME.match(PurePosixPath(name).name)
-        if not match:
+        found = _match(name)
+        if found is None:
             continue
-        label, index = match["label"].lower(), int(match["index"])
+        label, index = found
         by_index = images.setdefault(label, {})
         if index in by_index:
             raise DatasetError(
@@ -63,9 +136,9 @@ def _index_names(names: list[str], source: Path) -> dict[str, dict[int, str]]:
     if not images:
         sample = ", ".join(names[:5]) or "nothing"
         raise DatasetError(
-            f"{source} has no images named like Kaggle's train/cat.0.jpg or train/dog.0.jpg "
+            f"{source} has no images named like Kaggle's train/cat.0.jpg or PetImages/Cat/0.jpg "
             f"(found: {sample}). Point the catalog entry at Kaggle's train.zip, the outer "
-            "dogs-vs-cats.zip, or the extracted train/ folder."
+            "dogs-vs-cats.zip, Microsoft's PetImages zip, or an extracted folder of them."
         )
     return images
 
@@ -79,82 +152,187 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         ) from exc
 
 
-def _extract_inner_archive(outer: Path, target: Path) -> None:
+def _zip_entry_problem(info: zipfile.ZipInfo, limits: dict[str, int]) -> str | None:
+    reason = _unsafe(info.filename)
+    if reason:
+        return reason
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symbolic link"
+    if info.file_size > limits["max_image_bytes"]:
+        return f"declares {info.file_size:,} bytes, over max_image_bytes"
+    ratio = info.file_size / max(info.compress_size, 1)
+    if ratio > limits["max_compression_ratio"]:
+        return f"compression ratio {ratio:,.0f} over max_compression_ratio"
+    return None
+
+
+def _open_zip_archive(path: Path, limits: dict[str, int]) -> ImageArchive:
+    archive = _open_zip(path)
+    names, refused = [], []
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        problem = _zip_entry_problem(info, limits)
+        if problem:
+            refused.append((info.filename, problem))
+        else:
+            names.append(info.filename)
+    for name, problem in refused:
+        logger.warning("Refusing %s in %s: %s", name, path, problem)
+    return ImageArchive(path, _index_names(names, path), refused, limits, archive)
+
+
+def _open_folder(path: Path, limits: dict[str, int]) -> ImageArchive:
+    names, refused = [], []
+    for root, _dirs, files in os.walk(path):  # os.walk does not follow symlinked folders
+        for file_name in files:
+            full = Path(root) / file_name
+            relative = str(full.relative_to(path))
+            if full.is_symlink():
+                refused.append((relative, "symbolic link"))
+                continue
+            names.append(relative)
+    for name, problem in refused:
+        logger.warning("Refusing %s in %s: %s", name, path, problem)
+    return ImageArchive(path, _index_names(sorted(names), path), refused, limits)
+
+
+def _extract_inner_archive(outer: Path, target: Path, limits: dict[str, int]) -> None:
     """Copy ``train.zip`` out of Kaggle's competition zip, once, atomically."""
     with _open_zip(outer) as archive:
-        inner = [n for n in archive.namelist() if PurePosixPath(n).name == INNER_ARCHIVE]
+        inner = [i for i in archive.infolist() if PurePosixPath(i.filename).name == INNER_ARCHIVE]
         if not inner:
             raise DatasetError(
                 f"{outer} does not contain {INNER_ARCHIVE}; it is not Kaggle's dogs-vs-cats.zip."
             )
-        logger.info("Extracting %s from %s to %s (once)", inner[0], outer, target)
+        info = inner[0]
+        if info.file_size > limits["max_total_bytes"]:
+            raise ArchiveLimitError(
+                f"{INNER_ARCHIVE} in {outer} declares {info.file_size:,} bytes, over "
+                "max_total_bytes"
+            )
+        logger.info("Extracting %s from %s to %s (once)", info.filename, outer, target)
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
-            with archive.open(inner[0]) as member:
-                shutil.copyfileobj(member, tmp, 1 << 20)
+            try:
+                with archive.open(info) as member:
+                    shutil.copyfileobj(member, tmp, 1 << 20)
+            except BaseException:
+                Path(tmp.name).unlink(missing_ok=True)
+                raise
         os.replace(tmp.name, target)
 
 
-def open_image_archive(location: Path) -> ImageArchive:
-    """Open Kaggle's train.zip, its outer dogs-vs-cats.zip, or an extracted folder."""
+def open_image_archive(location: Path, limits: dict[str, int] | None = None) -> ImageArchive:
+    """Open whichever supported layout is at ``location`` (a zip file or a folder)."""
+    limits = {**DEFAULT_LIMITS, **(limits or {})}
     candidates = [location]
     if location.is_dir():
         candidates = [
             location / INNER_ARCHIVE,
             location / OUTER_ARCHIVE,
+            location / PETIMAGES_ARCHIVE,
             location / "train",
+            location / "PetImages",
             location,
         ]
     for candidate in candidates:
         if candidate.is_file() and candidate.name == OUTER_ARCHIVE:
             inner = candidate.with_name(INNER_ARCHIVE)
             if not inner.exists():
-                _extract_inner_archive(candidate, inner)
+                _extract_inner_archive(candidate, inner, limits)
             candidate = inner  # noqa: PLW2901
         if candidate.is_file():
-            archive = _open_zip(candidate)
-            names = [info.filename for info in archive.infolist() if not info.is_dir()]
-            images = _index_names(names, candidate)
-            return ImageArchive(candidate, images, archive)
-        if candidate.is_dir():
-            names = sorted(
-                str(path.relative_to(candidate)) for path in candidate.rglob("*") if path.is_file()
-            )
-            if not any(IMAGE_NAME.match(Path(name).name) for name in names):
-                continue
-            images = _index_names(names, candidate)
-            return ImageArchive(candidate, images)
+            return _open_zip_archive(candidate, limits)
+        if candidate.is_dir() and any(
+            _match(str(p.relative_to(candidate))) for p in candidate.rglob("*.[jJ][pP]*[gG]")
+        ):
+            return _open_folder(candidate, limits)
     raise DatasetError(
         f"No dogs-vs-cats images at {location}. " + HOW_TO_GET.format(where=location)
     )
 
 
-class ImageArchiveDataset(AbstractDataset[None, ImageArchive]):
-    """The raw dogs-vs-cats images, as a zip or folder, opened lazily.
+def _has_local_copy(location: Path) -> bool:
+    """A file, or a folder holding one of the known archives or extracted folders."""
+    if location.is_file():
+        return True
+    known = (INNER_ARCHIVE, OUTER_ARCHIVE, PETIMAGES_ARCHIVE, "train", "PetImages")
+    return location.is_dir() and any((location / name).exists() for name in known)
 
-    ``filepath`` may be Kaggle's ``train.zip``, the competition's ``dogs-vs-cats.zip``
-    (its inner ``train.zip`` is extracted beside it once), an extracted ``train/``
-    folder, or a folder holding any of these. Only an index of member names is read
-    on load; image bytes are read on demand. kedro-datasets has no dataset for a zip
-    of labelled images, hence this class.
+
+class ImageArchiveDataset(AbstractDataset[None, ImageArchive]):
+    """The raw dogs-vs-cats images, from a local copy or downloaded once.
+
+    Args:
+        filepath: Kaggle's ``train.zip``, ``dogs-vs-cats.zip``, Microsoft's PetImages
+            zip, an extracted folder, or a folder holding one of these. Downloads go
+            into this folder.
+        source: ``auto`` (the local copy when there is one, else ``microsoft``),
+            ``local``, ``kaggle`` or ``microsoft``.
+        download: ``url``, ``size`` and ``sha256`` of the PetImages zip (checked when
+            given) and ``timeout`` in seconds.
+        credentials: Kaggle ``username`` and ``key`` (from conf/local/credentials.yml);
+            otherwise KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json. Never logged.
+        limits: ``max_image_bytes``, ``max_compression_ratio``, ``max_total_bytes``.
+
+    kedro-datasets has no dataset for a zip of labelled images, hence this class.
     """
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(  # noqa: PLR0913
+        self,
+        filepath: str,
+        *,
+        source: str = "auto",
+        download: dict[str, Any] | None = None,
+        credentials: dict[str, str] | None = None,
+        limits: dict[str, int] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if source not in SOURCES:
+            raise DatasetError(f"source must be one of {SOURCES}, not {source!r}")
         self._filepath = Path(filepath)
+        self._source = source
+        self._download = {"url": PETIMAGES_URL, **(download or {})}
+        self._credentials = credentials
+        self._limits = {**DEFAULT_LIMITS, **(limits or {})}
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
+        # Credentials are deliberately left out: Kedro logs this description.
+        return {"filepath": str(self._filepath), "source": self._source}
 
     def _exists(self) -> bool:
-        return self._filepath.exists()
+        return _has_local_copy(self._filepath)
 
     def save(self, data: None) -> None:
         raise DatasetError(f"{type(self).__name__} is read-only: raw data is never overwritten")
 
+    def _folder(self) -> Path:
+        return self._filepath if not self._filepath.suffix else self._filepath.parent
+
+    def _fetch(self, source: str) -> None:
+        hint = "Offline? " + HOW_TO_GET.format(where=self._filepath)
+        if source == "microsoft":
+            download(
+                self._download["url"],
+                self._folder() / PETIMAGES_ARCHIVE,
+                size=self._download.get("size"),
+                sha256=self._download.get("sha256"),
+                timeout=self._download.get("timeout", 60),
+                offline_hint=hint,
+            )
+        elif source == "kaggle":
+            download_competition("dogs-vs-cats", self._folder(), self._credentials, hint)
+
     def load(self) -> ImageArchive:
-        if not self._filepath.exists():
+        source = self._source
+        if source == "auto":
+            source = "local" if _has_local_copy(self._filepath) else "microsoft"
+        if source == "local" and not _has_local_copy(self._filepath):
             raise DatasetError(
                 f"The dogs-vs-cats archive is missing: {self._filepath} does not exist. "
                 + HOW_TO_GET.format(where=self._filepath)
             )
-        return open_image_archive(self._filepath)
+        if source != "local" and not _has_local_copy(self._filepath):
+            self._fetch(source)
+        return open_image_archive(self._filepath, self._limits)

@@ -35,7 +35,7 @@ def archive(kaggle_zip):
 
 
 def test_make_subset_follows_the_books_index_ranges(archive):
-    manifest, files, skipped = nodes.make_subset(archive, SPLIT)
+    manifest, files, skipped, _ = nodes.make_subset(archive, SPLIT)
     assert len(manifest) == 2 * 18 and skipped.empty
     test_cats = manifest[(manifest.split == "test") & (manifest.label == "cat")]
     assert list(test_cats.file) == [f"cat.{i}.jpg" for i in range(14, 18)]
@@ -64,7 +64,7 @@ def test_unreadable_images_are_skipped_and_replaced_by_the_next_index(tmp_path):
         for name in source.namelist():
             target.writestr(name, broken.get(name, source.read(name)))
     archive = ImageArchiveDataset(filepath=str(rebuilt)).load()
-    manifest, files, skipped = nodes.make_subset(archive, _split(train=8, validation=4, test=4))
+    manifest, files, skipped, _ = nodes.make_subset(archive, _split(train=8, validation=4, test=4))
     assert sorted(skipped.source) == sorted(broken)
     cats = manifest[manifest.label == "cat"]
     assert len(cats) == 16
@@ -95,7 +95,7 @@ def test_a_missing_subset_is_named(archive):
 
 
 def test_make_datasets_batches_resized_images_with_integer_labels(archive, tmp_path):
-    _, files, _ = nodes.make_subset(archive, SPLIT)
+    _, files, _, _ = nodes.make_subset(archive, SPLIT)
     folder = ImageFolderDataset(path=str(tmp_path / "split"))
     folder.save(files)
     train, validation, test = nodes.make_datasets(folder.load(), SPLIT)
@@ -122,7 +122,7 @@ def test_train_model_rejects_zero_epochs_before_building_a_model(archive, tmp_pa
 
 
 def test_train_and_evaluate_one_epoch(archive, tmp_path):
-    _, files, _ = nodes.make_subset(archive, SPLIT)
+    _, files, _, _ = nodes.make_subset(archive, SPLIT)
     folder = ImageFolderDataset(path=str(tmp_path / "split"))
     folder.save(files)
     train, validation, test = nodes.make_datasets(folder.load(), SPLIT)
@@ -143,7 +143,7 @@ def test_train_and_evaluate_one_epoch(archive, tmp_path):
 
 
 def test_plot_augmented_images_draws_a_3x3_grid(archive, tmp_path):
-    _, files, _ = nodes.make_subset(archive, SPLIT)
+    _, files, _, _ = nodes.make_subset(archive, SPLIT)
     folder = ImageFolderDataset(path=str(tmp_path / "split"))
     folder.save(files)
     train, _, _ = nodes.make_datasets(folder.load(), SPLIT)

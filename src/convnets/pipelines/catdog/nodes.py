@@ -14,6 +14,7 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from convnets.datasets import ImageArchive
+from convnets.image_checks import check_image
 from convnets.models import (
     build_catdog_convnet,
     build_catdog_convnet_augmented,
@@ -25,17 +26,6 @@ from convnets.training import check_positive, compile_model, fit_with_best_check
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-
-
-def _decodes(content: bytes) -> str | None:
-    """Why TensorFlow's decoder (the one training uses) rejects ``content``, or None."""
-    if not content:
-        return "empty file"
-    try:
-        tf.io.decode_image(content, channels=3, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as exc:
-        return f"does not decode: {exc.message.splitlines()[0][:200]}"
-    return None
 
 
 def _check_split_request(archive: ImageArchive, split: dict[str, Any]) -> None:
@@ -63,19 +53,23 @@ def _check_split_request(archive: ImageArchive, split: dict[str, Any]) -> None:
 
 def make_subset(
     archive: ImageArchive, split: dict[str, Any]
-) -> tuple[pd.DataFrame, dict[str, bytes], pd.DataFrame]:
+) -> tuple[pd.DataFrame, dict[str, bytes], pd.DataFrame, dict[str, dict[str, float]]]:
     """Ingestion: the book's ``make_subset`` (listing 8.6), made safe to re-run.
 
     For each class and each subset in order, takes the first ``size`` images whose
-    index is at least ``start``, not already taken, and that TensorFlow can decode.
-    Images that do not decode are skipped with a warning and listed in the skipped
-    report; the next valid index takes their place, so a split is deterministic.
+    index is at least ``start``, not already taken, and that pass ``check_image``
+    (converted to RGB JPEG or skipped, as ``non_rgb`` says). A skipped image is
+    replaced by the next valid index, so a split is deterministic.
 
     Returns the manifest (file, label, split, source), the images to write as
-    ``{split}/{label}/{file}``, and the skipped images with the reason.
+    ``{split}/{label}/{file}``, the report of skipped, converted and refused files,
+    and their counts as MLflow metrics.
     """
     _check_split_request(archive, split)
-    rows, skipped, files = [], [], {}
+    non_rgb = split.get("non_rgb", "convert")
+    rows, report, files = [], [], {}
+    for member, reason in archive.refused:
+        report.append({"source": member, "label": "", "action": "refused", "reason": reason})
     for label in split["classes"]:
         by_index = archive.images[label]
         ordered = sorted(by_index)
@@ -90,28 +84,47 @@ def make_subset(
                     continue
                 taken.add(index)
                 member = by_index[index]
-                content = archive.read(member)
-                reason = _decodes(content)
-                if reason:
-                    logger.warning("Skipping %s: %s", member, reason)
-                    skipped.append({"source": member, "label": label, "reason": reason})
+                check = check_image(archive.read(member), non_rgb)
+                if check.action != "kept":
+                    log = logger.warning if check.action == "skipped" else logger.info
+                    log("%s %s: %s", check.action.capitalize(), member, check.reason)
+                    report.append(
+                        {
+                            "source": member,
+                            "label": label,
+                            "action": check.action,
+                            "reason": check.reason,
+                        }
+                    )
+                if check.content is None:
                     continue
                 file_name = f"{label}.{index}.jpg"
-                files[f"{subset_name}/{label}/{file_name}"] = content
+                files[f"{subset_name}/{label}/{file_name}"] = check.content
                 rows.append(
                     {"file": file_name, "label": label, "split": subset_name, "source": member}
                 )
                 chosen += 1
             if chosen < subset["size"]:
+                skipped = sum(1 for row in report if row["action"] == "skipped")
                 raise ValueError(
                     f"Only {chosen} valid '{label}' images were left for the {subset_name} "
-                    f"subset (wanted {subset['size']}); {len(skipped)} were skipped as "
+                    f"subset (wanted {subset['size']}); {skipped} were skipped as "
                     "unreadable. Lower the subset sizes or repair the archive."
                 )
     manifest = pd.DataFrame(rows, columns=["file", "label", "split", "source"])
-    counts = manifest.groupby(["split", "label"]).size().to_dict()
-    logger.info("Split of %s: %s; %d skipped", archive.source, counts, len(skipped))
-    return manifest, files, pd.DataFrame(skipped, columns=["source", "label", "reason"])
+    report_table = pd.DataFrame(report, columns=["source", "label", "action", "reason"])
+    counts = report_table["action"].value_counts()
+    metrics = {
+        f"{action}_images": {"value": float(counts.get(action, 0)), "step": 0}
+        for action in ("skipped", "converted", "refused")
+    }
+    logger.info(
+        "Split of %s: %s; %s",
+        archive.source,
+        manifest.groupby(["split", "label"]).size().to_dict(),
+        {key: int(value["value"]) for key, value in metrics.items()},
+    )
+    return manifest, files, report_table, metrics
 
 
 def make_datasets(

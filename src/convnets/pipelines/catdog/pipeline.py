@@ -17,7 +17,12 @@ def create_data_pipeline(**kwargs) -> Pipeline:
             node(
                 nodes.make_subset,
                 inputs=["dogs_vs_cats_raw", "params:dogs_vs_cats"],
-                outputs=["cats_vs_dogs_manifest", "cats_vs_dogs_small", "cats_vs_dogs_skipped"],
+                outputs=[
+                    "cats_vs_dogs_manifest",
+                    "cats_vs_dogs_small",
+                    "cats_vs_dogs_image_report",
+                    "cats_vs_dogs_ingestion_metrics",
+                ],
                 name="make_subset",
                 tags="ingestion",
             ),

@@ -1,0 +1,65 @@
+"""Checks that an image file is one training can use, converting it when asked."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
+
+NON_RGB_POLICIES = ("convert", "skip")
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """The bytes to keep (None when skipped) and what was done, for the report."""
+
+    content: bytes | None
+    action: str  # "kept", "converted" or "skipped"
+    reason: str = ""
+
+
+def _tensorflow_decodes(content: bytes) -> str | None:
+    try:
+        tf.io.decode_image(content, channels=3, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as exc:
+        return f"TensorFlow cannot decode it: {exc.message.splitlines()[0][:160]}"
+    return None
+
+
+def check_image(content: bytes, non_rgb: str = "convert") -> ImageCheck:  # noqa: PLR0911
+    # One return per outcome (kept, converted, each skip reason) reads best here.
+    """Decode ``content`` fully; keep an RGB JPEG, convert or skip anything else.
+
+    Grayscale, CMYK, RGBA or palette images, and PNG/GIF/BMP files named ``.jpg``,
+    are re-encoded as RGB JPEG (quality 95) when ``non_rgb`` is ``convert`` and
+    skipped when it is ``skip``. Empty, truncated and non-image files are skipped.
+    The final bytes must decode with TensorFlow's decoder, the one training uses.
+    """
+    if non_rgb not in NON_RGB_POLICIES:
+        raise ValueError(f"non_rgb must be one of {NON_RGB_POLICIES}, not {non_rgb!r}")
+    if not content:
+        return ImageCheck(None, "skipped", "empty file")
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            image.load()  # a full decode: truncated files fail here
+            kind = f"{image.format} {image.mode}"
+            if image.format == "JPEG" and image.mode == "RGB":
+                problem = _tensorflow_decodes(content)
+                if problem:
+                    return ImageCheck(None, "skipped", problem)
+                return ImageCheck(content, "kept")
+            if non_rgb == "skip":
+                return ImageCheck(None, "skipped", f"{kind}, not an RGB JPEG")
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="JPEG", quality=95)
+    except UnidentifiedImageError:
+        return ImageCheck(None, "skipped", "not an image")
+    except (OSError, SyntaxError, ValueError) as exc:
+        return ImageCheck(None, "skipped", f"corrupt image: {str(exc)[:160]}")
+    converted = buffer.getvalue()
+    problem = _tensorflow_decodes(converted)
+    if problem:
+        return ImageCheck(None, "skipped", problem)
+    return ImageCheck(converted, "converted", f"converted from {kind}")

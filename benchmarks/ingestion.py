@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
-from convnets.datasets import ImageArchiveDataset, ImageFolderDataset
+from convnets.datasets import ImageArchiveDataset, ImageFolderDataset, JsonStateDataset
 from convnets.pipelines.catdog.nodes import make_subset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,8 +82,10 @@ def damage(source: Path, target: Path) -> dict[str, str]:
 def run_split(archive_path: Path, data_dir: Path, split: dict) -> dict:
     started = time.perf_counter()
     archive = ImageArchiveDataset(filepath=str(archive_path)).load()
-    manifest, files, report, metrics = make_subset(archive, split)
+    checks = JsonStateDataset(filepath=str(data_dir / "02_intermediate" / "checks.json"))
+    manifest, files, report, metrics, updated = make_subset(archive, split, checks.load())
     ImageFolderDataset(path=str(data_dir / "02_intermediate" / "cats_vs_dogs_small")).save(files)
+    checks.save(updated)
     (data_dir / "08_reporting").mkdir(parents=True, exist_ok=True)
     report.to_csv(data_dir / "08_reporting" / "cats_vs_dogs_image_report.csv", index=False)
     return {

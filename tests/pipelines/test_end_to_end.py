@@ -99,9 +99,12 @@ def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params)
 def test_catdog_and_baseline_share_one_split_written_once(kedro_project):
     _run(kedro_project, "catdog_baseline", {**TINY_CATDOG, "catdog_baseline.training.epochs": 1})
     split = kedro_project / "data" / "02_intermediate" / "cats_vs_dogs_small"
+    checks = kedro_project / "data" / "02_intermediate" / "cats_vs_dogs_image_checks.json"
     first = split.joinpath("train", "cat", "cat.0.jpg").stat().st_mtime_ns
+    checked = checks.stat().st_mtime_ns
     _run(kedro_project, "catdog", {**TINY_CATDOG, "catdog.training.epochs": 1})
     assert split.joinpath("train", "cat", "cat.0.jpg").stat().st_mtime_ns == first
+    assert checks.stat().st_mtime_ns == checked
     assert sorted(p.name for p in split.iterdir()) == [
         ".content.sha256",
         "test",

@@ -1,7 +1,15 @@
 """Kedro datasets that kedro-datasets does not provide (see each class for why)."""
 
 from convnets.datasets.image_archive import ImageArchive, ImageArchiveDataset
-from convnets.datasets.image_folder import ImageFolderDataset
+from convnets.datasets.image_folder import ImageFolderDataset, LazyFile
+from convnets.datasets.json_state import JsonStateDataset
 from convnets.datasets.keras_npz import KerasNpzDataset
 
-__all__ = ["ImageArchive", "ImageArchiveDataset", "ImageFolderDataset", "KerasNpzDataset"]
+__all__ = [
+    "ImageArchive",
+    "ImageArchiveDataset",
+    "ImageFolderDataset",
+    "JsonStateDataset",
+    "KerasNpzDataset",
+    "LazyFile",
+]

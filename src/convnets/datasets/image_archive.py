@@ -94,6 +94,18 @@ class ImageArchive:
             )
         return content
 
+    def identity(self, member: str) -> str:
+        """A cheap stand-in for the member's content, read without reading the member.
+
+        For a zip: CRC-32 and size from the central directory; for a folder: size and
+        modification time. Used to remember image checks between runs.
+        """
+        if self._zip is not None:
+            info = self._zip.getinfo(member)
+            return f"crc32:{info.CRC:08x}:{info.file_size}"
+        status = (self.source / member).stat()
+        return f"stat:{status.st_size}:{status.st_mtime_ns}"
+
     def count(self, label: str) -> int:
         """How many images carry ``label``."""
         return len(self.images.get(label, {}))

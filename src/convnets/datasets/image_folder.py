@@ -7,7 +7,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -18,22 +19,36 @@ logger = logging.getLogger(__name__)
 FINGERPRINT_FILE = ".content.sha256"
 
 
-def content_fingerprint(files: Mapping[str, bytes]) -> str:
-    """sha256 over every relative path and the sha256 of its bytes."""
+@dataclass(frozen=True)
+class LazyFile:
+    """File content identified by ``key`` and produced by ``load`` only when written."""
+
+    key: str
+    load: Callable[[], bytes]
+
+
+def _key(content: bytes | LazyFile) -> str:
+    if isinstance(content, LazyFile):
+        return content.key
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def content_fingerprint(files: Mapping[str, bytes | LazyFile]) -> str:
+    """sha256 over every relative path and its content's key (a sha256 for bytes)."""
     digest = hashlib.sha256()
     for name in sorted(files):
-        digest.update(f"{name}\0{hashlib.sha256(files[name]).hexdigest()}\n".encode())
+        digest.update(f"{name}\0{_key(files[name])}\n".encode())
     return digest.hexdigest()
 
 
-class ImageFolderDataset(AbstractDataset[Mapping[str, bytes], str]):
-    """Saves ``{relative path: bytes}`` as a folder tree; loads the folder's path.
+class ImageFolderDataset(AbstractDataset[Mapping[str, "bytes | LazyFile"], str]):
+    """Saves ``{relative path: bytes or LazyFile}`` as a folder tree; loads its path.
 
     Saving writes into a temporary sibling folder and renames it into place, so a
     crash never leaves a half-written split, and stale files from an earlier split
     disappear. When the folder already holds exactly this content (same fingerprint)
-    nothing is written. ``PartitionedDataset`` rewrites every file on each run and
-    leaves stale ones behind, hence this class.
+    nothing is written, and a ``LazyFile`` is never loaded. ``PartitionedDataset``
+    rewrites every file on each run and leaves stale ones behind, hence this class.
     """
 
     def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
@@ -54,7 +69,7 @@ class ImageFolderDataset(AbstractDataset[Mapping[str, bytes], str]):
             )
         return str(self._path)
 
-    def save(self, data: Mapping[str, bytes]) -> None:
+    def save(self, data: Mapping[str, bytes | LazyFile]) -> None:
         fingerprint = content_fingerprint(data)
         marker = self._path / FINGERPRINT_FILE
         if marker.is_file() and marker.read_text().strip() == fingerprint:
@@ -70,7 +85,7 @@ class ImageFolderDataset(AbstractDataset[Mapping[str, bytes], str]):
             for name, content in data.items():
                 target = staging / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(content)
+                target.write_bytes(content.load() if isinstance(content, LazyFile) else content)
             (staging / FINGERPRINT_FILE).write_text(fingerprint + "\n")
             retired = None
             if self._path.exists():

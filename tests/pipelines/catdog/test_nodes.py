@@ -35,18 +35,39 @@ def archive(kaggle_zip):
 
 
 def test_make_subset_follows_the_books_index_ranges(archive):
-    manifest, files, skipped, _ = nodes.make_subset(archive, SPLIT)
+    manifest, files, skipped, _, _ = nodes.make_subset(archive, SPLIT, {})
     assert len(manifest) == 2 * 18 and skipped.empty
     test_cats = manifest[(manifest.split == "test") & (manifest.label == "cat")]
     assert list(test_cats.file) == [f"cat.{i}.jpg" for i in range(14, 18)]
-    assert files["validation/dog/dog.10.jpg"] == jpeg_bytes(1010)
+    assert files["validation/dog/dog.10.jpg"].load() == jpeg_bytes(1010)
     assert set(manifest.columns) == {"file", "label", "split", "source"}
 
 
 def test_make_subset_is_deterministic(archive):
-    first = nodes.make_subset(archive, SPLIT)
-    second = nodes.make_subset(archive, SPLIT)
-    assert first[0].equals(second[0]) and first[1] == second[1]
+    first = nodes.make_subset(archive, SPLIT, {})
+    second = nodes.make_subset(archive, SPLIT, {})
+    assert first[0].equals(second[0])
+    assert {k: v.load() for k, v in first[1].items()} == {k: v.load() for k, v in second[1].items()}
+
+
+def test_a_rerun_with_remembered_checks_reads_no_image(archive, tmp_path, monkeypatch):
+    folder = ImageFolderDataset(path=str(tmp_path / "split"))
+    manifest, files, report, _, checks = nodes.make_subset(archive, SPLIT, {})
+    folder.save(files)
+    assert len(checks) == 36
+    written = (tmp_path / "split" / ".content.sha256").stat().st_mtime_ns
+
+    monkeypatch.setattr(type(archive), "read", lambda *_: pytest.fail("read an image"))
+    again = nodes.make_subset(archive, SPLIT, checks)
+    folder.save(again[1])  # same fingerprint: nothing loaded, nothing written
+    assert again[0].equals(manifest) and again[4] == checks
+    assert (tmp_path / "split" / ".content.sha256").stat().st_mtime_ns == written
+
+
+def test_a_changed_policy_checks_the_images_again(archive):
+    _, _, _, _, checks = nodes.make_subset(archive, SPLIT, {})
+    _, _, _, _, rechecked = nodes.make_subset(archive, {**SPLIT, "non_rgb": "skip"}, checks)
+    assert len(rechecked) == 2 * len(checks)
 
 
 def test_unreadable_images_are_skipped_and_replaced_by_the_next_index(tmp_path):
@@ -64,7 +85,9 @@ def test_unreadable_images_are_skipped_and_replaced_by_the_next_index(tmp_path):
         for name in source.namelist():
             target.writestr(name, broken.get(name, source.read(name)))
     archive = ImageArchiveDataset(filepath=str(rebuilt)).load()
-    manifest, files, skipped, _ = nodes.make_subset(archive, _split(train=8, validation=4, test=4))
+    manifest, files, skipped, _, checks = nodes.make_subset(
+        archive, _split(train=8, validation=4, test=4), {}
+    )
     assert sorted(skipped.source) == sorted(broken)
     cats = manifest[manifest.label == "cat"]
     assert len(cats) == 16
@@ -73,29 +96,32 @@ def test_unreadable_images_are_skipped_and_replaced_by_the_next_index(tmp_path):
     validation = list(cats[cats.split == "validation"].file)
     assert validation == [f"cat.{i}.jpg" for i in (10, 11, 13, 14)]
     assert not any("cat.12" in name for name in files)
+    # Remembered: the skipped images are reported again without being read.
+    again = nodes.make_subset(archive, _split(train=8, validation=4, test=4), checks)
+    assert sorted(again[2].source) == sorted(broken)
 
 
 def test_too_large_subsets_fail_before_any_image_is_read(archive, monkeypatch):
     monkeypatch.setattr(type(archive), "read", lambda *_: pytest.fail("read an image"))
     with pytest.raises(ValueError, match=r"ask for 30 'cat' images.*only 20"):
-        nodes.make_subset(archive, _split(train=22))
+        nodes.make_subset(archive, _split(train=22), {})
 
 
 @pytest.mark.parametrize("size", [0, -3, "ten"])
 def test_non_positive_subset_sizes_are_rejected(archive, size):
     with pytest.raises(ValueError, match="subsets.train.size must be a positive integer"):
-        nodes.make_subset(archive, _split(train=size))
+        nodes.make_subset(archive, _split(train=size), {})
 
 
 def test_a_missing_subset_is_named(archive):
     split = copy.deepcopy(SPLIT)
     del split["subsets"]["validation"]
     with pytest.raises(ValueError, match="missing \\['validation'\\]"):
-        nodes.make_subset(archive, split)
+        nodes.make_subset(archive, split, {})
 
 
 def test_make_datasets_batches_resized_images_with_integer_labels(archive, tmp_path):
-    _, files, _, _ = nodes.make_subset(archive, SPLIT)
+    _, files, _, _, _ = nodes.make_subset(archive, SPLIT, {})
     folder = ImageFolderDataset(path=str(tmp_path / "split"))
     folder.save(files)
     train, validation, test = nodes.make_datasets(folder.load(), SPLIT)
@@ -122,7 +148,7 @@ def test_train_model_rejects_zero_epochs_before_building_a_model(archive, tmp_pa
 
 
 def test_train_and_evaluate_one_epoch(archive, tmp_path):
-    _, files, _, _ = nodes.make_subset(archive, SPLIT)
+    _, files, _, _, _ = nodes.make_subset(archive, SPLIT, {})
     folder = ImageFolderDataset(path=str(tmp_path / "split"))
     folder.save(files)
     train, validation, test = nodes.make_datasets(folder.load(), SPLIT)
@@ -143,7 +169,7 @@ def test_train_and_evaluate_one_epoch(archive, tmp_path):
 
 
 def test_plot_augmented_images_draws_a_3x3_grid(archive, tmp_path):
-    _, files, _, _ = nodes.make_subset(archive, SPLIT)
+    _, files, _, _, _ = nodes.make_subset(archive, SPLIT, {})
     folder = ImageFolderDataset(path=str(tmp_path / "split"))
     folder.save(files)
     train, _, _ = nodes.make_datasets(folder.load(), SPLIT)

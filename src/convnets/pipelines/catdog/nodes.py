@@ -13,7 +13,7 @@ import tensorflow as tf
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
-from convnets.datasets import ImageArchive
+from convnets.datasets import ImageArchive, LazyFile
 from convnets.image_checks import check_image
 from convnets.models import (
     build_catdog_convnet,
@@ -51,22 +51,47 @@ def _check_split_request(archive: ImageArchive, split: dict[str, Any]) -> None:
             )
 
 
+def _checked_image(
+    archive: ImageArchive, member: str, non_rgb: str, known_checks: dict[str, dict[str, str]]
+) -> tuple[dict[str, str], LazyFile | None]:
+    """The check result for ``member`` and its lazily loaded content (None when skipped).
+
+    A result remembered from an earlier run (same content identity, same policy) is
+    reused without reading the image; otherwise the image is read and checked now.
+    """
+    key = f"{archive.identity(member)}|non_rgb={non_rgb}"
+    if key in known_checks:
+        result = known_checks[key]
+        if result["action"] == "skipped":
+            return result, None
+        return result, LazyFile(key, lambda: check_image(archive.read(member), non_rgb).content)
+    check = check_image(archive.read(member), non_rgb)
+    known_checks[key] = {"action": check.action, "reason": check.reason}
+    if check.content is None:
+        return known_checks[key], None
+    content = check.content
+    return known_checks[key], LazyFile(key, lambda: content)
+
+
 def make_subset(
-    archive: ImageArchive, split: dict[str, Any]
-) -> tuple[pd.DataFrame, dict[str, bytes], pd.DataFrame, dict[str, dict[str, float]]]:
+    archive: ImageArchive, split: dict[str, Any], known_checks: dict[str, dict[str, str]]
+) -> tuple[pd.DataFrame, dict[str, LazyFile], pd.DataFrame, dict[str, dict[str, float]], dict]:
     """Ingestion: the book's ``make_subset`` (listing 8.6), made safe to re-run.
 
     For each class and each subset in order, takes the first ``size`` images whose
     index is at least ``start``, not already taken, and that pass ``check_image``
     (converted to RGB JPEG or skipped, as ``non_rgb`` says). A skipped image is
-    replaced by the next valid index, so a split is deterministic.
+    replaced by the next valid index, so a split is deterministic. Check results are
+    remembered by content identity (``known_checks``), so a re-run with unchanged
+    inputs reads no image.
 
     Returns the manifest (file, label, split, source), the images to write as
     ``{split}/{label}/{file}``, the report of skipped, converted and refused files,
-    and their counts as MLflow metrics.
+    their counts as MLflow metrics, and the updated check results.
     """
     _check_split_request(archive, split)
     non_rgb = split.get("non_rgb", "convert")
+    checks = dict(known_checks)
     rows, report, files = [], [], {}
     for member, reason in archive.refused:
         report.append({"source": member, "label": "", "action": "refused", "reason": reason})
@@ -84,22 +109,15 @@ def make_subset(
                     continue
                 taken.add(index)
                 member = by_index[index]
-                check = check_image(archive.read(member), non_rgb)
-                if check.action != "kept":
-                    log = logger.warning if check.action == "skipped" else logger.info
-                    log("%s %s: %s", check.action.capitalize(), member, check.reason)
-                    report.append(
-                        {
-                            "source": member,
-                            "label": label,
-                            "action": check.action,
-                            "reason": check.reason,
-                        }
-                    )
-                if check.content is None:
+                result, content = _checked_image(archive, member, non_rgb, checks)
+                if result["action"] != "kept":
+                    log = logger.warning if result["action"] == "skipped" else logger.info
+                    log("%s %s: %s", result["action"].capitalize(), member, result["reason"])
+                    report.append({"source": member, "label": label, **result})
+                if content is None:
                     continue
                 file_name = f"{label}.{index}.jpg"
-                files[f"{subset_name}/{label}/{file_name}"] = check.content
+                files[f"{subset_name}/{label}/{file_name}"] = content
                 rows.append(
                     {"file": file_name, "label": label, "split": subset_name, "source": member}
                 )
@@ -124,7 +142,7 @@ def make_subset(
         manifest.groupby(["split", "label"]).size().to_dict(),
         {key: int(value["value"]) for key, value in metrics.items()},
     )
-    return manifest, files, report_table, metrics
+    return manifest, files, report_table, metrics, checks
 
 
 def make_datasets(

@@ -16,12 +16,13 @@ def create_data_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 nodes.make_subset,
-                inputs=["dogs_vs_cats_raw", "params:dogs_vs_cats"],
+                inputs=["dogs_vs_cats_raw", "params:dogs_vs_cats", "cats_vs_dogs_image_checks"],
                 outputs=[
                     "cats_vs_dogs_manifest",
                     "cats_vs_dogs_small",
                     "cats_vs_dogs_image_report",
                     "cats_vs_dogs_ingestion_metrics",
+                    "cats_vs_dogs_image_checks_updated",
                 ],
                 name="make_subset",
                 tags="ingestion",

@@ -83,12 +83,12 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     write_mnist_npz(project / "data" / "01_raw" / "mnist.npz")
     write_kaggle_zip(project / "data" / "01_raw" / "dogs-vs-cats" / "train.zip")
     monkeypatch.chdir(project)
-    _reset_mlflow()
+    reset_mlflow()
     yield project
-    _reset_mlflow()
+    reset_mlflow()
 
 
-def _reset_mlflow() -> None:
+def reset_mlflow() -> None:
     """Forget the active run and experiment that MLflow keeps in module globals."""
     import mlflow  # noqa: PLC0415
     from mlflow.tracking import fluent  # noqa: PLC0415

@@ -2,16 +2,17 @@
 
 from kedro.pipeline import Pipeline
 
-from convnets.pipelines import catdog, mnist
+from convnets.pipelines import catdog, mnist, predict
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """``mnist``, ``catdog`` (listing 8.16, the default) and ``catdog_baseline`` (8.10)."""
+    """``mnist``, ``catdog`` (8.16, the default), ``catdog_baseline`` (8.10), ``predict``."""
     catdog_data = catdog.create_data_pipeline()
     pipelines = {
         "mnist": mnist.create_pipeline(),
         "catdog": catdog_data + catdog.create_model_pipeline("catdog", augmentation_figure=True),
         "catdog_baseline": catdog_data + catdog.create_model_pipeline("catdog_baseline"),
+        "predict": predict.create_pipeline(),
     }
     pipelines["__default__"] = pipelines["catdog"]
     return pipelines

@@ -4,9 +4,12 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+
+from tests.conftest import reset_mlflow, jpeg_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +51,9 @@ def _run(project: Path, pipeline: str, params: dict, env: str | None = None) -> 
         project_path=project, env=env, runtime_params=_nested(params)
     ) as session:
         session.run(pipeline_names=[pipeline])
+    # kedro-mlflow re-opens its run in each node; a run left open in this process
+    # would be taken over by the next session, as in a notebook.
+    reset_mlflow()
 
 
 def _only_run(project: Path, experiment: str) -> mlflow.entities.Run:
@@ -74,6 +80,9 @@ def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params)
         history = client.get_metric_history(run.info.run_id, key)
         assert [metric.step for metric in history] == [1, 2], key
     assert {"test_loss", "test_accuracy"} <= set(run.data.metrics)
+    if pipeline != "mnist":
+        assert run.data.metrics["skipped_images"] == 0
+        assert run.data.metrics["refused_images"] == 0
 
     figures = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "figures")}
     assert figures == FIGURES[pipeline]
@@ -128,3 +137,39 @@ def test_missing_archive_fails_before_training_with_instructions(kedro_project):
     with pytest.raises(Exception, match="kaggle competitions download"):
         _run(kedro_project, "catdog", {**TINY_CATDOG, "dogs_vs_cats_source": "local"})
     assert not (kedro_project / "data" / "06_models" / "catdog").exists()
+
+
+def test_predict_classifies_a_folder_with_the_catalog_model_or_an_mlflow_uri(kedro_project):
+    _run(kedro_project, "catdog_baseline", {**TINY_CATDOG, "catdog_baseline.training.epochs": 1})
+    pictures = kedro_project / "pictures"
+    pictures.mkdir()
+    for index in range(3):
+        (pictures / f"dog.{100 + index}.jpg").write_bytes(jpeg_bytes(2000 + index))
+    (pictures / "notes.jpg").write_text("not a picture")
+    model_path = "data/06_models/catdog_baseline/best_checkpoint.keras"
+
+    _run(kedro_project, "predict", {"predict_dir": str(pictures), "predict_model_path": model_path})
+    table = pd.read_csv(kedro_project / "data" / "07_model_output" / "predictions.csv")
+    assert list(table.file) == ["dog.100.jpg", "dog.101.jpg", "dog.102.jpg", "notes.jpg"]
+    assert table.probability_dog.between(0, 1).sum() == 3
+    assert table.set_index("file").loc["notes.jpg", "error"].startswith("UnidentifiedImage")
+    assert (kedro_project / "data" / "08_reporting" / "predict" / "predictions.png").is_file()
+
+    mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")
+    best = next(
+        model
+        for model in mlflow.search_logged_models(output_format="list")
+        if model.name == "best_checkpoint"
+    )
+    _run(
+        kedro_project,
+        "predict",
+        {"predict_dir": str(pictures), "model_uri": f"models:/{best.model_id}"},
+    )
+    again = pd.read_csv(kedro_project / "data" / "07_model_output" / "predictions.csv")
+    assert np.allclose(again.probability_dog[:3], table.probability_dog[:3], atol=1e-5)
+    runs = mlflow.search_runs(experiment_names=["convnets"], output_format="list")
+    assert sorted(run.info.run_name for run in runs) == ["catdog_baseline", "predict", "predict"]
+    assert all(
+        "predict_accuracy" in run.data.metrics for run in runs if run.info.run_name == "predict"
+    )

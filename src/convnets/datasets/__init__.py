@@ -3,6 +3,7 @@
 from convnets.datasets.image_archive import ImageArchive, ImageArchiveDataset
 from convnets.datasets.image_folder import ImageFolderDataset, LazyFile
 from convnets.datasets.json_state import JsonStateDataset
+from convnets.datasets.keras_model_source import KerasModelSourceDataset
 from convnets.datasets.keras_npz import KerasNpzDataset
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "ImageArchiveDataset",
     "ImageFolderDataset",
     "JsonStateDataset",
+    "KerasModelSourceDataset",
     "KerasNpzDataset",
     "LazyFile",
 ]

@@ -1,0 +1,23 @@
+"""The predict pipeline: ``kedro run --pipeline=predict``."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from convnets.pipelines.predict import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Classify every picture of ``predict_images`` with ``predict_model``."""
+    return pipeline(
+        [
+            node(
+                nodes.predict_images,
+                inputs=["pictures", "model", "params:predict"],
+                outputs=["predictions", "metrics", "predictions_plot"],
+                name="predict_images",
+                tags="prediction",
+            )
+        ],
+        namespace="predict",
+        inputs={"pictures": "predict_pictures", "model": "predict_model"},
+        parameters={"params:predict": "params:predict"},
+    )

@@ -1,0 +1,63 @@
+"""The predict node on tiny pictures and a tiny model."""
+
+import io
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from convnets.pipelines.predict import nodes
+from tests.conftest import jpeg_bytes
+
+PREDICT = {"class_names": ["cat", "dog"], "threshold": 0.5, "grid_images": 4}
+
+
+def _loader(content: bytes):
+    return lambda: Image.open(io.BytesIO(content)).copy()
+
+
+@pytest.fixture
+def brightness_model():
+    """Dog when the picture is bright: mean pixel / 255 through a fixed sigmoid."""
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    x = keras.layers.Lambda(lambda t: keras.ops.mean(t, axis=-1, keepdims=True) / 255.0)(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
+    model = keras.Model(inputs, outputs)
+    model.layers[-1].set_weights([np.array([[20.0]]), np.array([-10.0])])
+    return model
+
+
+def _solid_jpeg(value: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((40, 50, 3), value, dtype=np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_every_file_gets_a_row_and_unreadable_ones_an_error(brightness_model):
+    images = {
+        "dog.1.jpg": _loader(_solid_jpeg(250)),
+        "cat.2.jpg": _loader(_solid_jpeg(5)),
+        "mine.jpg": _loader(_solid_jpeg(240)),
+        "broken.jpg": _loader(b"not an image"),
+        "cut.jpg": _loader(jpeg_bytes(1, size=64)[:200]),
+    }
+    table, metrics, figure = nodes.predict_images(images, brightness_model, PREDICT)
+    by_file = table.set_index("file")
+    assert list(table.file) == sorted(images)
+    assert by_file.loc["dog.1.jpg", "label"] == "dog"
+    assert by_file.loc["dog.1.jpg", "probability_dog"] > 0.99
+    assert by_file.loc["cat.2.jpg", "label"] == "cat"
+    assert by_file.loc["mine.jpg", "true_label"] == ""
+    assert by_file.loc["broken.jpg", "error"].startswith("UnidentifiedImageError")
+    assert by_file.loc["cut.jpg", "error"] != ""
+    assert np.isnan(by_file.loc["broken.jpg", "probability_dog"])
+    assert metrics["predict_accuracy"]["value"] == 1.0
+    assert metrics["predict_labelled_images"]["value"] == 2
+    assert len([axis for axis in figure.axes if axis.images]) == 3
+
+
+def test_an_empty_folder_says_where_pictures_go(brightness_model):
+    with pytest.raises(ValueError, match="predict_dir"):
+        nodes.predict_images({}, brightness_model, PREDICT)

@@ -9,7 +9,7 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from tests.conftest import reset_mlflow, jpeg_bytes
+from tests.conftest import jpeg_bytes, reset_mlflow
 
 pytestmark = pytest.mark.slow
 

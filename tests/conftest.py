@@ -81,6 +81,7 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         mlflow_yml.read_text().replace("sqlite:///mlflow.db", f"sqlite:///{project / 'mlflow.db'}")
     )
     write_mnist_npz(project / "data" / "01_raw" / "mnist.npz")
+    write_mnist_npz(project / "data" / "01_raw" / "fashion_mnist.npz")
     write_kaggle_zip(project / "data" / "01_raw" / "dogs-vs-cats" / "train.zip")
     monkeypatch.chdir(project)
     reset_mlflow()

@@ -10,6 +10,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     catdog_data = catdog.create_data_pipeline()
     pipelines = {
         "mnist": mnist.create_pipeline(),
+        "fashion_mnist": mnist.create_pipeline(
+            namespace="fashion_mnist", raw_dataset="fashion_mnist_raw"
+        ),
         "catdog": catdog_data + catdog.create_model_pipeline("catdog", augmentation_figure=True),
         "catdog_baseline": catdog_data + catdog.create_model_pipeline("catdog_baseline"),
         "predict": predict.create_pipeline(),

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import json
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import keras
+import mlflow
 
 logger = logging.getLogger(__name__)
 
@@ -51,34 +56,131 @@ def compile_model(model: keras.Model, training: dict[str, Any]) -> keras.Model:
     return model
 
 
+class TrainingState:
+    """Files that let a killed training run continue where it stopped.
+
+    ``backup/``: Keras' ``BackupAndRestore`` (weights, optimizer state, epoch);
+    ``best.keras``: the best checkpoint so far; ``history.csv``: one row per finished
+    epoch (``CSVLogger``); ``run.json``: the MLflow run that started the training;
+    ``config.sha256``: the model and training parameters it belongs to (a state left
+    by another configuration is discarded, not resumed). The folder is deleted once
+    training finishes.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.backup = folder / "backup"
+        self.best = folder / "best.keras"
+        self.history = folder / "history.csv"
+        self.run = folder / "run.json"
+        self.config = folder / "config.sha256"
+
+    def is_resumable(self, config: str) -> bool:
+        """True when an earlier run of the same configuration left a backup."""
+        if not (self.backup.is_dir() and any(self.backup.iterdir())):
+            return False
+        if not self.config.is_file() or self.config.read_text() != config:
+            logger.warning("Discarding %s: it was left by another configuration", self.folder)
+            return False
+        return True
+
+    def start_afresh(self, config: str) -> None:
+        """Remove what an earlier run left and record this run's configuration."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        self.config.write_text(config)
+
+    def read_history(self) -> dict[str, list[float]]:
+        """Per-epoch values of every finished epoch, the last row of each epoch kept."""
+        if not self.history.is_file() or self.history.stat().st_size == 0:
+            return {}
+        with self.history.open() as handle:
+            rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
+        ordered = [rows[epoch] for epoch in sorted(rows)]
+        keys = [key for key in ordered[0] if key != "epoch"]
+        return {key: [float(row[key]) for row in ordered] for key in keys}
+
+    def remember_mlflow_run(self) -> str | None:
+        """Record the active MLflow run on a fresh start; return the recorded one on resume."""
+        active = mlflow.active_run()
+        if self.run.is_file():
+            return json.loads(self.run.read_text()).get("run_id")
+        if active is not None:
+            self.run.write_text(json.dumps({"run_id": active.info.run_id}))
+        return None
+
+
 def fit_with_best_checkpoint(
     model: keras.Model,
     training: dict[str, Any],
     x: Any,
     y: Any = None,
+    *,
     validation_data: Any = None,
+    state_dir: str | None = None,
 ) -> tuple[keras.Model, keras.Model, dict[str, list[float]]]:
     """Fit ``model`` and keep the best epoch as ``ModelCheckpoint`` saw it (listing 8.17).
 
+    With ``state_dir``, the run can be killed and continued by running it again:
+    ``BackupAndRestore`` restores weights, optimizer and epoch, the best checkpoint so
+    far is kept (its threshold restored from the saved history) and the history is
+    read back from ``history.csv``. The state is deleted once training finishes.
+    ``training.early_stopping_patience`` (off when null) adds ``EarlyStopping``.
+
     Returns the model after the last epoch, the best checkpoint reloaded from disk,
-    and the per-epoch history.
+    and the per-epoch history of the whole training.
     """
     check_positive(training, "epochs", where="training")
     if y is not None:
         check_positive(training, "batch_size", where="training")
     epochs = training["epochs"]
     monitor = training.get("checkpoint_monitor", "val_loss")
-    with tempfile.TemporaryDirectory(prefix="convnets-checkpoint-") as tmp:
-        checkpoint_path = Path(tmp) / "best.keras"
-        callbacks = [
-            keras.callbacks.ModelCheckpoint(
-                filepath=str(checkpoint_path), save_best_only=True, monitor=monitor
-            ),
-            EpochLogger(epochs),
-        ]
-        # Arrays are batched by fit(); a tf.data.Dataset arrives batched already.
-        batch_size = training["batch_size"] if y is not None else None
-        history = model.fit(
+    temporary = None
+    if state_dir is None:
+        temporary = tempfile.TemporaryDirectory(prefix="convnets-training-")
+        state_dir = temporary.name
+    state = TrainingState(Path(state_dir))
+    config = json.dumps(
+        {"model": model.to_json(), "training": {**training, "state_dir": None}}, sort_keys=True
+    )
+    config = hashlib.sha256(config.encode()).hexdigest()
+    previous = state.read_history() if state.is_resumable(config) else {}
+    if previous:
+        logger.info(
+            "Resuming training from %s after epoch %d of %d",
+            state.folder,
+            len(previous["loss"]),
+            epochs,
+        )
+    else:
+        state.start_afresh(config)
+    resumed_from = state.remember_mlflow_run()
+    if resumed_from and mlflow.active_run() and mlflow.active_run().info.run_id != resumed_from:
+        # One continuous history: this run logs every epoch and names the run it continues.
+        mlflow.set_tag("resumed_from_run_id", resumed_from)
+    best_so_far = None
+    if previous.get(monitor):
+        best_so_far = (max if "acc" in monitor else min)(previous[monitor])
+    callbacks = [
+        keras.callbacks.BackupAndRestore(
+            backup_dir=str(state.backup), delete_checkpoint=True, double_checkpoint=True
+        ),
+        keras.callbacks.ModelCheckpoint(
+            filepath=str(state.best),
+            save_best_only=True,
+            monitor=monitor,
+            initial_value_threshold=best_so_far,
+        ),
+        keras.callbacks.CSVLogger(str(state.history), append=True),
+        EpochLogger(epochs),
+    ]
+    patience = training.get("early_stopping_patience")
+    if patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience))
+    # Arrays are batched by fit(); a tf.data.Dataset arrives batched already.
+    batch_size = training["batch_size"] if y is not None else None
+    try:
+        model.fit(
             x,
             y,
             epochs=epochs,
@@ -90,12 +192,14 @@ def fit_with_best_checkpoint(
             shuffle=y is not None,
             verbose=0,
         )
-        best_model = keras.models.load_model(checkpoint_path)
-    return (
-        model,
-        best_model,
-        {key: list(map(float, values)) for key, values in history.history.items()},
-    )
+        history = state.read_history()
+        best_model = keras.models.load_model(state.best)
+        if temporary is None:
+            shutil.rmtree(state.folder)  # finished: leave no resume state behind
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
+    return model, best_model, history
 
 
 def log_models(model: keras.Model, best_checkpoint: keras.Model) -> tuple[keras.Model, keras.Model]:

@@ -69,3 +69,28 @@ def test_a_file_that_is_not_npz_is_a_clear_error(tmp_path):
     shutil.copy(__file__, path)
     with pytest.raises(DatasetError, match="not a readable npz"):
         KerasNpzDataset(filepath=str(path)).load()
+
+
+def test_fashion_mnist_idx_files_are_downloaded_into_one_npz(tmp_path, http_server):
+    import gzip  # noqa: PLC0415
+
+    served, url = http_server
+    rng = np.random.default_rng(1)
+    arrays = {
+        "x_train": rng.integers(0, 255, (5, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, 5, dtype=np.uint8),
+        "x_test": rng.integers(0, 255, (2, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, 2, dtype=np.uint8),
+    }
+    for key, name, offset in (
+        ("y_train", "train-labels-idx1-ubyte.gz", 8),
+        ("x_train", "train-images-idx3-ubyte.gz", 16),
+        ("y_test", "t10k-labels-idx1-ubyte.gz", 8),
+        ("x_test", "t10k-images-idx3-ubyte.gz", 16),
+    ):
+        (served / name).write_bytes(gzip.compress(b"\0" * offset + arrays[key].tobytes()))
+    target = tmp_path / "raw" / "fashion_mnist.npz"
+    loaded = KerasNpzDataset(filepath=str(target), idx_origin=url).load()
+    for key, expected in arrays.items():
+        np.testing.assert_array_equal(loaded[key], expected)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["fashion_mnist.npz"]

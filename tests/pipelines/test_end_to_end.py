@@ -24,10 +24,11 @@ TINY_CATDOG = {
     "catdog.training.epochs": 2,
     "catdog_baseline.training.epochs": 2,
 }
-TINY_MNIST = {"mnist.training.epochs": 2}
+TINY_MNIST = {"mnist.training.epochs": 2, "fashion_mnist.training.epochs": 2}
 
 FIGURES = {
     "mnist": {"training_curves.png", "confusion_matrix.png"},
+    "fashion_mnist": {"training_curves.png", "confusion_matrix.png"},
     "catdog": {"training_curves.png", "confusion_matrix.png", "augmentation_samples.png"},
     "catdog_baseline": {"training_curves.png", "confusion_matrix.png"},
 }
@@ -65,7 +66,12 @@ def _only_run(project: Path, experiment: str) -> mlflow.entities.Run:
 
 @pytest.mark.parametrize(
     "pipeline, params",
-    [("mnist", TINY_MNIST), ("catdog", TINY_CATDOG), ("catdog_baseline", TINY_CATDOG)],
+    [
+        ("mnist", TINY_MNIST),
+        ("fashion_mnist", TINY_MNIST),
+        ("catdog", TINY_CATDOG),
+        ("catdog_baseline", TINY_CATDOG),
+    ],
 )
 def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params):
     _run(kedro_project, pipeline, params)
@@ -80,7 +86,7 @@ def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params)
         history = client.get_metric_history(run.info.run_id, key)
         assert [metric.step for metric in history] == [1, 2], key
     assert {"test_loss", "test_accuracy"} <= set(run.data.metrics)
-    if pipeline != "mnist":
+    if pipeline.startswith("catdog"):
         assert run.data.metrics["skipped_images"] == 0
         assert run.data.metrics["refused_images"] == 0
 
@@ -96,12 +102,14 @@ def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params)
     best = next(model for model in logged if model.name == "best_checkpoint")
     assert best.source_run_id == run.info.run_id
     loaded = mlflow.pyfunc.load_model(f"models:/{best.model_id}")
-    shape = (1, 28, 28, 1) if pipeline == "mnist" else (1, 80, 80, 3)
+    digits = pipeline.endswith("mnist")
+    shape = (1, 28, 28, 1) if digits else (1, 80, 80, 3)
     prediction = np.asarray(loaded.predict(np.zeros(shape, dtype="float32")))
-    assert prediction.shape == ((1, 10) if pipeline == "mnist" else (1, 1))
+    assert prediction.shape == ((1, 10) if digits else (1, 1))
 
     models = kedro_project / "data" / "06_models" / pipeline
     assert len(list((models / "model.keras").iterdir())) == 1  # one version folder
+    assert not (models / "training_state").exists()  # finished: no resume state left
     assert (kedro_project / "data" / "08_reporting" / pipeline / "training_curves.png").is_file()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import os
@@ -15,6 +16,13 @@ from kedro.io import AbstractDataset, DatasetError
 logger = logging.getLogger(__name__)
 
 EXPECTED_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# keras.datasets.fashion_mnist's files: (key, file name, header bytes before the data).
+IDX_FILES = (
+    ("y_train", "train-labels-idx1-ubyte.gz", 8),
+    ("x_train", "train-images-idx3-ubyte.gz", 16),
+    ("y_test", "t10k-labels-idx1-ubyte.gz", 8),
+    ("x_test", "t10k-images-idx3-ubyte.gz", 16),
+)
 
 
 def _sha256(path: Path) -> str:
@@ -30,7 +38,10 @@ class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
 
     When ``filepath`` does not exist it is fetched from ``origin`` with
     ``keras.utils.get_file`` (the downloader ``keras.datasets.mnist`` itself uses),
-    checked against ``file_hash`` and renamed into place only when complete.
+    checked against ``file_hash`` and renamed into place only when complete. With
+    ``idx_origin`` instead, the four gzipped idx files that
+    ``keras.datasets.fashion_mnist`` downloads are fetched from that base URL and
+    written as one npz.
     kedro-datasets has no npz dataset with a download fallback, hence this class.
 
     Example catalog entry::
@@ -47,10 +58,12 @@ class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
         filepath: str,
         origin: str | None = None,
         file_hash: str | None = None,
+        idx_origin: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._filepath = Path(filepath)
         self._origin = origin
+        self._idx_origin = idx_origin
         self._file_hash = file_hash
         self.metadata = metadata
 
@@ -68,6 +81,9 @@ class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
         # pay for when this dataset is never loaded.
         from keras.utils import get_file  # noqa: PLC0415
 
+        if self._idx_origin:
+            self._download_idx()
+            return
         if not self._origin:
             raise DatasetError(
                 f"{self._filepath} does not exist and no 'origin' is configured to download it "
@@ -96,6 +112,30 @@ class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
                     "nothing was kept."
                 )
             os.replace(downloaded, self._filepath)
+
+    def _download_idx(self) -> None:
+        from keras.utils import get_file  # noqa: PLC0415
+
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        base = self._idx_origin.rstrip("/") + "/"
+        logger.info("%s not found: downloading the idx files from %s", self._filepath, base)
+        arrays = {}
+        with tempfile.TemporaryDirectory(dir=self._filepath.parent, prefix=".download-") as tmp:
+            for key, name, offset in IDX_FILES:
+                try:
+                    path = get_file(fname=name, origin=base + name, cache_dir=tmp, cache_subdir=".")
+                except Exception as exc:
+                    raise DatasetError(
+                        f"Could not download {base + name} ({exc}). Offline? Copy a "
+                        f"keras-format npz to {self._filepath} instead."
+                    ) from exc
+                with gzip.open(path, "rb") as handle:
+                    arrays[key] = np.frombuffer(handle.read(), np.uint8, offset=offset)
+            for images in ("x_train", "x_test"):
+                arrays[images] = arrays[images].reshape(len(arrays["y" + images[1:]]), 28, 28)
+            staged = Path(tmp) / "arrays.npz"
+            np.savez_compressed(staged, **arrays)
+            os.replace(staged, self._filepath)
 
     def load(self) -> dict[str, np.ndarray]:
         if not self._filepath.is_file():

@@ -175,3 +175,21 @@ def test_plot_augmented_images_draws_a_3x3_grid(archive, tmp_path):
     train, _, _ = nodes.make_datasets(folder.load(), SPLIT)
     figure = nodes.plot_augmented_images(train, {"augmentation": {"rotation": 0.1, "zoom": 0.2}})
     assert len(figure.axes) == 9
+
+
+def test_the_same_seed_gives_the_same_split_and_first_epoch_loss(kaggle_zip, tmp_path):
+    losses, manifests = [], []
+    for attempt in range(2):
+        archive = ImageArchiveDataset(filepath=str(kaggle_zip)).load()
+        manifest, files, _, _, _ = nodes.make_subset(archive, SPLIT, {})
+        folder = ImageFolderDataset(path=str(tmp_path / f"split{attempt}"))
+        folder.save(files)
+        train, validation, _ = nodes.make_datasets(folder.load(), SPLIT)
+        training = {"epochs": 1, "loss": "binary_crossentropy", "seed": 7}
+        _, _, history = nodes.train_model(
+            train, validation, {"name": "convnet_augmented"}, training
+        )
+        losses.append(history["loss"][0])
+        manifests.append(manifest)
+    assert manifests[0].equals(manifests[1])
+    assert losses[0] == losses[1]

@@ -150,6 +150,8 @@ def make_datasets(
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset]:
     """Preprocessing: batched ``tf.data`` datasets of the three subsets (listing 8.9)."""
     check_positive(split, "batch_size", where="dogs_vs_cats")
+    # The shuffling order depends on TensorFlow's global seed as well as the op seed.
+    keras.utils.set_random_seed(split.get("seed", 0))
     image_size = tuple(split["image_size"])
     datasets = []
     for subset_name in SPLITS:
@@ -204,7 +206,13 @@ def train_model(
         model.count_params(),
         training["epochs"],
     )
-    return fit_with_best_checkpoint(model, training, train_ds, validation_data=validation_ds)
+    return fit_with_best_checkpoint(
+        model,
+        training,
+        train_ds,
+        validation_data=validation_ds,
+        state_dir=training.get("state_dir"),
+    )
 
 
 def evaluate_model(

@@ -52,7 +52,9 @@ def train_model(
         model.count_params(),
         training["epochs"],
     )
-    model, best_model, history = fit_with_best_checkpoint(model, training, x_train, y_train)
+    model, best_model, history = fit_with_best_checkpoint(
+        model, training, x_train, y_train, state_dir=training.get("state_dir")
+    )
     return model, best_model, history
 
 

@@ -1,0 +1,102 @@
+"""Resumable training: a real training process is killed, then run again."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from convnets.training import TrainingState, check_positive
+
+TRAINER = textwrap.dedent(
+    """
+    import sys, time, logging
+    import keras, numpy as np
+    from convnets.models import build_mnist_convnet
+    from convnets.training import compile_model, fit_with_best_checkpoint
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+
+    class Slow(keras.callbacks.Callback):  # room for the parent to kill between epochs
+        def on_epoch_end(self, epoch, logs=None):
+            print(f"finished {epoch + 1} iterations={int(self.model.optimizer.iterations)}",
+                  flush=True)
+            time.sleep(float(sys.argv[2]))
+
+    rng = np.random.default_rng(0)
+    x = rng.random((96, 28, 28, 1), dtype="float32")
+    y = rng.integers(0, 10, 96)
+    keras.utils.set_random_seed(0)
+    model = compile_model(build_mnist_convnet(), {"loss": "sparse_categorical_crossentropy"})
+    original_fit = model.fit
+    model.fit = lambda *a, **k: original_fit(*a, **{**k, "callbacks": k["callbacks"] + [Slow()]})
+    training = {"epochs": 6, "batch_size": 32, "validation_split": 0.25}
+    final, best, history = fit_with_best_checkpoint(model, training, x, y, state_dir=sys.argv[1])
+    print("DONE", len(history["loss"]), int(final.optimizer.iterations), flush=True)
+    """
+)
+
+
+def _start(script, state_dir, pause):
+    return subprocess.Popen(
+        [sys.executable, str(script), str(state_dir), str(pause)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
+    )
+
+
+@pytest.mark.slow
+def test_a_killed_training_run_resumes_where_it_stopped(tmp_path):
+    script = tmp_path / "trainer.py"
+    script.write_text(TRAINER)
+    state_dir = tmp_path / "state"
+
+    first = _start(script, state_dir, pause=3)
+    deadline = time.monotonic() + 240
+    for line in first.stdout:
+        if line.startswith("finished 2 "):
+            time.sleep(1.5)  # let BackupAndRestore finish writing epoch 2
+            first.send_signal(signal.SIGKILL)
+            break
+        assert time.monotonic() < deadline, "the trainer never reached epoch 2"
+    first.wait(timeout=30)
+    assert first.returncode == -signal.SIGKILL
+    assert TrainingState(state_dir).is_resumable((state_dir / "config.sha256").read_text())
+
+    second = _start(script, state_dir, pause=0)
+    output, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, output
+    assert "Resuming training" in output and "after epoch 2 of 6" in output
+    finished = [line for line in output.splitlines() if line.startswith("finished")]
+    assert finished[0].startswith("finished 3 ")  # epochs 1-2 were not trained again
+    # Optimizer state restored: 3 steps an epoch (72 images, batch 32), 6 epochs in all.
+    assert "DONE 6 18" in output
+    assert not state_dir.exists()  # a finished run leaves no resume state behind
+
+
+def test_state_of_another_configuration_is_not_resumed(tmp_path):
+    state = TrainingState(tmp_path / "state")
+    state.start_afresh("config-a")
+    (state.backup).mkdir()
+    (state.backup / "latest.weights.h5").write_bytes(b"x")
+    assert state.is_resumable("config-a")
+    assert not state.is_resumable("config-b")
+
+
+def test_history_keeps_the_last_row_of_an_epoch_written_twice(tmp_path):
+    state = TrainingState(tmp_path)
+    state.history.write_text("epoch,loss,val_loss\n0,0.9,1.0\n1,0.8,0.9\n1,0.7,0.95\n")
+    assert state.read_history() == {"loss": [0.9, 0.7], "val_loss": [1.0, 0.95]}
+
+
+def test_check_positive_names_the_parameter():
+    with pytest.raises(ValueError, match=r"training\.epochs must be a positive integer, got 0"):
+        check_positive({"epochs": 0}, "epochs", where="training")
+    with pytest.raises(ValueError, match="got True"):
+        check_positive({"epochs": True}, "epochs", where="training")
+    check_positive({"epochs": 3}, "epochs")

@@ -53,6 +53,12 @@ def compile_model(model: keras.Model, training: dict[str, Any]) -> keras.Model:
         loss=training["loss"],
         metrics=["accuracy"],
     )
+    logger.info(
+        "Compiled %s (%d parameters) for %s epochs",
+        model.name,
+        model.count_params(),
+        training.get("epochs"),
+    )
     return model
 
 

@@ -200,12 +200,6 @@ def train_model(
     image_size = tuple(train_ds.element_spec[0].shape[1:3])
     model = build_model(image_size, architecture)
     compile_model(model, training)
-    logger.info(
-        "Training %s (%d parameters) for %d epochs",
-        model.name,
-        model.count_params(),
-        training["epochs"],
-    )
     return fit_with_best_checkpoint(
         model,
         training,

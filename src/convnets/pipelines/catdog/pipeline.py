@@ -2,9 +2,8 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
+from convnets.pipelines import training_report
 from convnets.pipelines.catdog import nodes
-from convnets.reporting import report_training
-from convnets.training import log_models
 
 # Datasets made by the shared data pipeline and read by every model namespace.
 SHARED_INPUTS = {"cats_vs_dogs_train", "cats_vs_dogs_validation", "cats_vs_dogs_test"}
@@ -65,20 +64,6 @@ def create_model_pipeline(namespace: str, augmentation_figure: bool = False) -> 
             name="evaluate_model",
             tags="evaluation",
         ),
-        node(
-            report_training,
-            inputs=["history", "params:title"],
-            outputs=["training_history", "training_curves_plot"],
-            name="report_training",
-            tags="evaluation",
-        ),
-        node(
-            log_models,
-            inputs=["model_keras", "best_checkpoint_keras"],
-            outputs=["mlflow_model", "mlflow_best_checkpoint"],
-            name="log_mlflow_models",
-            tags="evaluation",
-        ),
     ]
     if augmentation_figure:
         nodes_list.append(
@@ -91,7 +76,7 @@ def create_model_pipeline(namespace: str, augmentation_figure: bool = False) -> 
             )
         )
     return pipeline(
-        nodes_list,
+        pipeline(nodes_list) + training_report.create_pipeline(),
         namespace=namespace,
         inputs=SHARED_INPUTS,
         parameters={"params:dogs_vs_cats.classes"},

@@ -46,12 +46,6 @@ def train_model(
     keras.utils.set_random_seed(training.get("seed", 0))
     model = build_mnist_convnet(input_shape=x_train.shape[1:], num_classes=training["num_classes"])
     compile_model(model, training)
-    logger.info(
-        "Training %s (%d parameters) for %d epochs",
-        model.name,
-        model.count_params(),
-        training["epochs"],
-    )
     model, best_model, history = fit_with_best_checkpoint(
         model, training, x_train, y_train, state_dir=training.get("state_dir")
     )

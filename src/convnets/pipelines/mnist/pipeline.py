@@ -2,9 +2,8 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
+from convnets.pipelines import training_report
 from convnets.pipelines.mnist import nodes
-from convnets.reporting import report_training
-from convnets.training import log_models
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -57,20 +56,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="evaluate_model",
                 tags="evaluation",
             ),
-            node(
-                report_training,
-                inputs=["history", "params:title"],
-                outputs=["training_history", "training_curves_plot"],
-                name="report_training",
-                tags="evaluation",
-            ),
-            node(
-                log_models,
-                inputs=["model_keras", "best_checkpoint_keras"],
-                outputs=["mlflow_model", "mlflow_best_checkpoint"],
-                name="log_mlflow_models",
-                tags="evaluation",
-            ),
         ]
     )
-    return pipeline(template, namespace=namespace, inputs={"raw_arrays": raw_dataset})
+    return pipeline(
+        template + training_report.create_pipeline(),
+        namespace=namespace,
+        inputs={"raw_arrays": raw_dataset},
+    )

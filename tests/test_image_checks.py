@@ -64,3 +64,9 @@ def test_unusable_files_are_skipped_with_the_reason(content, reason):
 def test_an_unknown_policy_is_rejected():
     with pytest.raises(ValueError, match="non_rgb must be one of"):
         check_image(jpeg_bytes(0), non_rgb="maybe")
+
+
+def test_a_decompression_bomb_is_skipped_not_fatal(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 16x16 = 256 > 2 x 100
+    check = check_image(_encode("RGB", "PNG"))
+    assert check.action == "skipped" and "too many pixels" in check.reason

@@ -56,6 +56,8 @@ def check_image(content: bytes, non_rgb: str = "convert") -> ImageCheck:  # noqa
             image.convert("RGB").save(buffer, format="JPEG", quality=95)
     except UnidentifiedImageError:
         return ImageCheck(None, "skipped", "not an image")
+    except Image.DecompressionBombError as exc:
+        return ImageCheck(None, "skipped", f"too many pixels: {str(exc)[:160]}")
     except (OSError, SyntaxError, ValueError) as exc:
         return ImageCheck(None, "skipped", f"corrupt image: {str(exc)[:160]}")
     converted = buffer.getvalue()

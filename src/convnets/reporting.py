@@ -79,12 +79,14 @@ def plot_confusion_matrix(confusion: pd.DataFrame, title: str) -> Figure:
     return figure
 
 
+def as_mlflow_metrics(values: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Single values in kedro-mlflow's metrics format (one step, step 0)."""
+    return {key: {"value": float(value), "step": 0} for key, value in values.items()}
+
+
 def test_metrics(test_loss: float, test_accuracy: float) -> dict[str, dict[str, float]]:
     """Test loss and accuracy in kedro-mlflow's metrics format (one step)."""
-    return {
-        "test_loss": {"value": float(test_loss), "step": 0},
-        "test_accuracy": {"value": float(test_accuracy), "step": 0},
-    }
+    return as_mlflow_metrics({"test_loss": test_loss, "test_accuracy": test_accuracy})
 
 
 def report_training(

@@ -178,6 +178,19 @@ def _zip_entry_problem(info: zipfile.ZipInfo, limits: dict[str, int]) -> str | N
     return None
 
 
+def _indexed_archive(
+    path: Path,
+    names: list[str],
+    refused: list[tuple[str, str]],
+    limits: dict[str, int],
+    archive: zipfile.ZipFile | None = None,
+) -> ImageArchive:
+    """Log the refused entries and index the accepted ones."""
+    for name, problem in refused:
+        logger.warning("Refusing %s in %s: %s", name, path, problem)
+    return ImageArchive(path, _index_names(names, path), refused, limits, archive)
+
+
 def _open_zip_archive(path: Path, limits: dict[str, int]) -> ImageArchive:
     archive = _open_zip(path)
     names, refused = [], []
@@ -189,9 +202,7 @@ def _open_zip_archive(path: Path, limits: dict[str, int]) -> ImageArchive:
             refused.append((info.filename, problem))
         else:
             names.append(info.filename)
-    for name, problem in refused:
-        logger.warning("Refusing %s in %s: %s", name, path, problem)
-    return ImageArchive(path, _index_names(names, path), refused, limits, archive)
+    return _indexed_archive(path, names, refused, limits, archive)
 
 
 def _open_folder(path: Path, limits: dict[str, int]) -> ImageArchive:
@@ -204,9 +215,7 @@ def _open_folder(path: Path, limits: dict[str, int]) -> ImageArchive:
                 refused.append((relative, "symbolic link"))
                 continue
             names.append(relative)
-    for name, problem in refused:
-        logger.warning("Refusing %s in %s: %s", name, path, problem)
-    return ImageArchive(path, _index_names(sorted(names), path), refused, limits)
+    return _indexed_archive(path, sorted(names), refused, limits)
 
 
 def _extract_inner_archive(outer: Path, target: Path, limits: dict[str, int]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import os
 import tempfile
@@ -12,6 +11,8 @@ from typing import Any
 
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
+
+from convnets.datasets.download import sha256_of
 
 logger = logging.getLogger(__name__)
 
@@ -23,14 +24,6 @@ IDX_FILES = (
     ("y_test", "t10k-labels-idx1-ubyte.gz", 8),
     ("x_test", "t10k-images-idx3-ubyte.gz", 16),
 )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
@@ -106,7 +99,7 @@ class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
                     f"Could not download {self._origin} ({exc}). Offline? Copy the file to "
                     f"{self._filepath} instead (for example from ../shared/data/)."
                 ) from exc
-            if self._file_hash and _sha256(downloaded) != self._file_hash:
+            if self._file_hash and sha256_of(downloaded) != self._file_hash:
                 raise DatasetError(
                     f"Downloaded {self._origin} but its sha256 is not {self._file_hash}; "
                     "nothing was kept."

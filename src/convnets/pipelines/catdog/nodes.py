@@ -20,7 +20,12 @@ from convnets.models import (
     build_catdog_convnet_augmented,
     build_data_augmentation,
 )
-from convnets.reporting import classification_tables, plot_confusion_matrix, test_metrics
+from convnets.reporting import (
+    as_mlflow_metrics,
+    classification_tables,
+    plot_confusion_matrix,
+    test_metrics,
+)
 from convnets.training import check_positive, compile_model, fit_with_best_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -132,10 +137,12 @@ def make_subset(
     manifest = pd.DataFrame(rows, columns=["file", "label", "split", "source"])
     report_table = pd.DataFrame(report, columns=["source", "label", "action", "reason"])
     counts = report_table["action"].value_counts()
-    metrics = {
-        f"{action}_images": {"value": float(counts.get(action, 0)), "step": 0}
-        for action in ("skipped", "converted", "refused")
-    }
+    metrics = as_mlflow_metrics(
+        {
+            f"{action}_images": counts.get(action, 0)
+            for action in ("skipped", "converted", "refused")
+        }
+    )
     logger.info(
         "Split of %s: %s; %s",
         archive.source,

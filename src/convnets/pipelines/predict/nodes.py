@@ -16,6 +16,8 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from PIL import Image
 
+from convnets.reporting import as_mlflow_metrics
+
 logger = logging.getLogger(__name__)
 
 KAGGLE_NAME = re.compile(r"(?:^|/)(?P<label>cat|dog)\.\d+\.", re.IGNORECASE)
@@ -74,10 +76,9 @@ def predict_images(
     metrics = {}
     if known.any():
         accuracy = float((table.loc[known, "label"] == table.loc[known, "true_label"]).mean())
-        metrics = {
-            "predict_accuracy": {"value": accuracy, "step": 0},
-            "predict_labelled_images": {"value": float(known.sum()), "step": 0},
-        }
+        metrics = as_mlflow_metrics(
+            {"predict_accuracy": accuracy, "predict_labelled_images": known.sum()}
+        )
         logger.info("Accuracy on %d pictures named cat.N/dog.N: %.4f", known.sum(), accuracy)
     logger.info("Classified %d pictures, %d unreadable", readable.sum(), (~readable).sum())
     return table, metrics, _prediction_grid(table[readable], pictures, predict)

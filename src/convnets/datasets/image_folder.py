@@ -41,6 +41,27 @@ def content_fingerprint(files: Mapping[str, bytes | LazyFile]) -> str:
     return digest.hexdigest()
 
 
+def replace_folder(path: Path, write: Callable[[Path], None]) -> None:
+    """Let ``write`` fill a temporary sibling of ``path``, then swap it into place.
+
+    A crash or an exception leaves the old folder (or none) and no partial one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
+    try:
+        write(staging)
+        retired = None
+        if path.exists():
+            retired = path.with_name(f".{path.name}-retired-{os.getpid()}")
+            os.replace(path, retired)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
 class ImageFolderDataset(AbstractDataset[Mapping[str, "bytes | LazyFile"], str]):
     """Saves ``{relative path: bytes or LazyFile}`` as a folder tree; loads its path.
 
@@ -79,22 +100,13 @@ class ImageFolderDataset(AbstractDataset[Mapping[str, "bytes | LazyFile"], str])
             relative = PurePosixPath(name)
             if relative.is_absolute() or ".." in relative.parts:
                 raise DatasetError(f"Refusing to write {name!r} outside {self._path}")
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self._path.parent, prefix=f".{self._path.name}-"))
-        try:
+
+        def write(staging: Path) -> None:
             for name, content in data.items():
                 target = staging / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content.load() if isinstance(content, LazyFile) else content)
             (staging / FINGERPRINT_FILE).write_text(fingerprint + "\n")
-            retired = None
-            if self._path.exists():
-                retired = self._path.with_name(f".{self._path.name}-retired-{os.getpid()}")
-                os.replace(self._path, retired)
-            os.replace(staging, self._path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        if retired is not None:
-            shutil.rmtree(retired, ignore_errors=True)
+
+        replace_folder(self._path, write)
         logger.info("Wrote %d files to %s", len(data), self._path)

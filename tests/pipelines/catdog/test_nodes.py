@@ -1,11 +1,13 @@
 """Cats-vs-dogs nodes on tiny synthetic JPEGs in Kaggle's layout."""
 
 import copy
+import dataclasses
 
+import keras
 import numpy as np
 import pytest
 
-from convnets.datasets import ImageArchiveDataset, ImageFolderDataset
+from convnets.datasets import ImageArchiveDataset, ImageArrayDataset, ImageFolderDataset
 from convnets.pipelines.catdog import nodes
 from tests.conftest import jpeg_bytes, write_kaggle_zip
 
@@ -32,6 +34,16 @@ def _split(**sizes):
 @pytest.fixture
 def archive(kaggle_zip):
     return ImageArchiveDataset(filepath=str(kaggle_zip)).load()
+
+
+def _decoded(archive, folder, split=SPLIT):
+    """Ingestion and decoding as the pipeline runs them, through the catalog's datasets."""
+    _, files, _, _, _ = nodes.make_subset(archive, split, {})
+    images = ImageFolderDataset(path=str(folder / "split"))
+    images.save(files)
+    decoded = ImageArrayDataset(path=str(folder / "decoded"))
+    decoded.save(nodes.decode_images(images.load(), split))
+    return decoded.load()
 
 
 def test_make_subset_follows_the_books_index_ranges(archive):
@@ -121,20 +133,74 @@ def test_a_missing_subset_is_named(archive):
 
 
 def test_make_datasets_batches_resized_images_with_integer_labels(archive, tmp_path):
-    _, files, _, _, _ = nodes.make_subset(archive, SPLIT, {})
-    folder = ImageFolderDataset(path=str(tmp_path / "split"))
-    folder.save(files)
-    train, validation, test = nodes.make_datasets(folder.load(), SPLIT)
+    train, validation, test = nodes.make_datasets(_decoded(archive, tmp_path), SPLIT)
     images, labels = next(iter(test))
     assert images.shape == (4, 80, 80, 3)
+    assert images.dtype == "float32" and labels.dtype == "int32"
     assert sum(int(b[0].shape[0]) for b in train) == 20
     test_labels = np.concatenate([b[1].numpy() for b in test])
     assert list(test_labels) == [0] * 4 + [1] * 4  # unshuffled: cats then dogs
 
 
+def test_batches_match_the_books_image_dataset_from_directory(archive, tmp_path):
+    """Same images, labels and pixels (within rounding) as listing 8.9's input pipeline."""
+    decoded = _decoded(archive, tmp_path)
+    _, _, test = nodes.make_datasets(decoded, SPLIT)
+    book = keras.utils.image_dataset_from_directory(
+        tmp_path / "split" / "test", image_size=(80, 80), batch_size=4, shuffle=False
+    )
+    for (ours, our_labels), (theirs, their_labels) in zip(test, book, strict=True):
+        np.testing.assert_array_equal(our_labels.numpy(), their_labels.numpy())
+        assert np.abs(ours.numpy() - theirs.numpy()).max() <= 0.5 + 1e-4
+
+
+def test_the_training_set_is_reshuffled_each_epoch_with_matching_labels(archive, tmp_path):
+    decoded = _decoded(archive, tmp_path)
+    train, _, _ = nodes.make_datasets(decoded, SPLIT)
+    by_pixels = {
+        decoded["train"].read([index]).tobytes(): int(label)
+        for index, label in enumerate(decoded["train"].labels)
+    }
+    orders = []
+    for _ in range(2):
+        order = []
+        for images, labels in train:
+            for image, label in zip(images.numpy(), labels.numpy(), strict=True):
+                assert by_pixels[image.astype(np.uint8).tobytes()] == label
+                order.append(image.sum())
+        orders.append(order)
+    assert sorted(orders[0]) == sorted(orders[1]) and orders[0] != orders[1]
+
+
+def test_decoding_is_skipped_when_the_split_and_size_are_unchanged(archive, tmp_path):
+    _decoded(archive, tmp_path)
+    written = tmp_path / "decoded" / "train.npy"
+    before = written.stat().st_mtime_ns
+    split_folder = str(tmp_path / "split")
+    decoded = nodes.decode_images(split_folder, SPLIT)
+    decoded = {name: dataclasses.replace(images, chunks=_fail) for name, images in decoded.items()}
+    ImageArrayDataset(path=str(tmp_path / "decoded")).save(decoded)
+    assert written.stat().st_mtime_ns == before
+    # Another image size is another cache.
+    ImageArrayDataset(path=str(tmp_path / "decoded")).save(
+        nodes.decode_images(split_folder, {**SPLIT, "image_size": [40, 40]})
+    )
+    assert ImageArrayDataset(path=str(tmp_path / "decoded")).load()["train"].shape == (40, 40, 3)
+
+
+def _fail():
+    raise AssertionError("decoded although the cache was up to date")
+
+
+@pytest.mark.parametrize("size", [[80], [0, 80], "180", [80.5, 80]])
+def test_decode_images_rejects_a_bad_image_size(size):
+    with pytest.raises(ValueError, match=r"image_size must be \[height, width\]"):
+        nodes.decode_images("unused", {**SPLIT, "image_size": size})
+
+
 def test_make_datasets_rejects_a_zero_batch_size():
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
-        nodes.make_datasets("unused", {**SPLIT, "batch_size": 0})
+        nodes.make_datasets({}, {**SPLIT, "batch_size": 0})
 
 
 def test_build_model_names_the_known_architectures():
@@ -148,10 +214,7 @@ def test_train_model_rejects_zero_epochs_before_building_a_model(archive, tmp_pa
 
 
 def test_train_and_evaluate_one_epoch(archive, tmp_path):
-    _, files, _, _, _ = nodes.make_subset(archive, SPLIT, {})
-    folder = ImageFolderDataset(path=str(tmp_path / "split"))
-    folder.save(files)
-    train, validation, test = nodes.make_datasets(folder.load(), SPLIT)
+    train, validation, test = nodes.make_datasets(_decoded(archive, tmp_path), SPLIT)
     training = {"epochs": 2, "loss": "binary_crossentropy", "optimizer": "rmsprop", "seed": 0}
     model, best, history = nodes.train_model(
         train, validation, {"name": "convnet_augmented"}, training
@@ -166,13 +229,12 @@ def test_train_and_evaluate_one_epoch(archive, tmp_path):
     assert confusion.to_numpy().sum() == 8
     assert list(per_class["class"]) == ["cat", "dog"]
     assert figure.axes
+    final = nodes.evaluate_final_model(model, test)
+    assert final["test_loss"]["value"] == pytest.approx(model.evaluate(test, verbose=0)[0])
 
 
 def test_plot_augmented_images_draws_a_3x3_grid(archive, tmp_path):
-    _, files, _, _, _ = nodes.make_subset(archive, SPLIT, {})
-    folder = ImageFolderDataset(path=str(tmp_path / "split"))
-    folder.save(files)
-    train, _, _ = nodes.make_datasets(folder.load(), SPLIT)
+    train, _, _ = nodes.make_datasets(_decoded(archive, tmp_path), SPLIT)
     figure = nodes.plot_augmented_images(train, {"augmentation": {"rotation": 0.1, "zoom": 0.2}})
     assert len(figure.axes) == 9
 
@@ -181,10 +243,9 @@ def test_the_same_seed_gives_the_same_split_and_first_epoch_loss(kaggle_zip, tmp
     losses, manifests = [], []
     for attempt in range(2):
         archive = ImageArchiveDataset(filepath=str(kaggle_zip)).load()
-        manifest, files, _, _, _ = nodes.make_subset(archive, SPLIT, {})
-        folder = ImageFolderDataset(path=str(tmp_path / f"split{attempt}"))
-        folder.save(files)
-        train, validation, _ = nodes.make_datasets(folder.load(), SPLIT)
+        manifest, _, _, _, _ = nodes.make_subset(archive, SPLIT, {})
+        decoded = _decoded(archive, tmp_path / f"attempt{attempt}")
+        train, validation, _ = nodes.make_datasets(decoded, SPLIT)
         training = {"epochs": 1, "loss": "binary_crossentropy", "seed": 7}
         _, _, history = nodes.train_model(
             train, validation, {"name": "convnet_augmented"}, training

@@ -27,8 +27,15 @@ def create_data_pipeline(**kwargs) -> Pipeline:
                 tags="ingestion",
             ),
             node(
-                nodes.make_datasets,
+                nodes.decode_images,
                 inputs=["cats_vs_dogs_small", "params:dogs_vs_cats"],
+                outputs="cats_vs_dogs_decoded",
+                name="decode_images",
+                tags="preprocessing",
+            ),
+            node(
+                nodes.make_datasets,
+                inputs=["cats_vs_dogs_decoded", "params:dogs_vs_cats"],
                 outputs=["cats_vs_dogs_train", "cats_vs_dogs_validation", "cats_vs_dogs_test"],
                 name="make_datasets",
                 tags="preprocessing",
@@ -62,6 +69,13 @@ def create_model_pipeline(namespace: str, augmentation_figure: bool = False) -> 
                 "confusion_matrix_plot",
             ],
             name="evaluate_model",
+            tags="evaluation",
+        ),
+        node(
+            nodes.evaluate_final_model,
+            inputs=["model_keras", "cats_vs_dogs_test"],
+            outputs="final_model_test_metrics",
+            name="evaluate_final_model",
             tags="evaluation",
         ),
     ]

@@ -100,3 +100,40 @@ def test_check_positive_names_the_parameter():
     with pytest.raises(ValueError, match="got True"):
         check_positive({"epochs": True}, "epochs", where="training")
     check_positive({"epochs": 3}, "epochs")
+
+
+def test_options_at_their_defaults_keep_an_earlier_resume_state():
+    """A run started before precision/jit_compile existed resumes after they were added."""
+    import keras  # noqa: PLC0415
+
+    from convnets.training import training_fingerprint  # noqa: PLC0415
+
+    inputs = keras.Input((3,), name="in")
+    model = keras.Model(inputs, keras.layers.Dense(1, name="out")(inputs), name="tiny")
+    base = {"epochs": 3, "loss": "mse", "state_dir": "a"}
+    before = training_fingerprint(model, base)
+    assert training_fingerprint(model, {**base, "state_dir": "b"}) == before
+    assert (
+        training_fingerprint(model, {**base, "precision": "float32", "jit_compile": False})
+        == before
+    )
+    assert training_fingerprint(model, {**base, "jit_compile": True}) != before
+    assert training_fingerprint(model, {**base, "precision": "mixed_bfloat16"}) != before
+    assert training_fingerprint(model, {**base, "epochs": 4}) != before
+
+
+def test_precision_policy_builds_mixed_layers_with_a_float32_output_and_restores():
+    import keras  # noqa: PLC0415
+
+    from convnets.models import build_catdog_convnet  # noqa: PLC0415
+    from convnets.training import precision_policy  # noqa: PLC0415
+
+    with precision_policy("mixed_bfloat16"):
+        model = build_catdog_convnet((80, 80))
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convolutions[0].compute_dtype == "bfloat16"
+    assert model.layers[-1].compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"
+    with pytest.raises(ValueError, match="training.precision must be one of"):
+        with precision_policy("float8"):
+            pass

@@ -22,7 +22,7 @@ def build_mnist_convnet(
     x = layers.MaxPooling2D(pool_size=2)(x)
     x = layers.Conv2D(filters=128, kernel_size=3, activation="relu")(x)
     x = layers.Flatten()(x)
-    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
     return keras.Model(inputs=inputs, outputs=outputs, name="mnist_convnet")
 
 
@@ -57,7 +57,8 @@ def _catdog_convnet(
     x = layers.Flatten()(x)
     if dropout:
         x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(1, activation="sigmoid")(x)
+    # float32 output under a mixed precision policy, for a stable loss.
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32")(x)
     return keras.Model(inputs=inputs, outputs=outputs, name=name)
 
 

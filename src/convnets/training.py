@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -9,6 +10,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +48,34 @@ class EpochLogger(keras.callbacks.Callback):
         logger.info("Epoch %d/%d %s (%.1f s)", epoch + 1, self._epochs, metrics, elapsed)
 
 
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# Training options added after the first release, with their defaults.
+OPTION_DEFAULTS = {"precision": "float32", "jit_compile": False}
+
+
+@contextlib.contextmanager
+def precision_policy(name: str) -> Iterator[None]:
+    """Layers built inside compute in ``name`` (a Keras dtype policy); restored after.
+
+    The models' sigmoid/softmax output layers are float32 whatever the policy.
+    """
+    if name not in PRECISIONS:
+        raise ValueError(f"training.precision must be one of {list(PRECISIONS)}, got {name!r}")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def compile_model(model: keras.Model, training: dict[str, Any]) -> keras.Model:
-    """Compile with the optimizer and loss named in the training parameters."""
+    """Compile with the optimizer, loss and XLA choice (``jit_compile``) of the parameters."""
     model.compile(
         optimizer=training.get("optimizer", "rmsprop"),
         loss=training["loss"],
         metrics=["accuracy"],
+        jit_compile=bool(training.get("jit_compile", False)),
     )
     logger.info(
         "Compiled %s (%d parameters) for %s epochs",
@@ -116,6 +140,24 @@ class TrainingState:
         return None
 
 
+def training_fingerprint(model: keras.Model, training: dict[str, Any]) -> str:
+    """sha256 of the model's architecture and the training parameters but ``state_dir``.
+
+    Options left at their defaults stay out, so adding an option does not orphan the
+    resume state of a run started before it existed.
+    """
+    fingerprinted = {
+        key: value
+        for key, value in training.items()
+        if key not in OPTION_DEFAULTS or value != OPTION_DEFAULTS[key]
+    }
+    config = json.dumps(
+        {"model": model.to_json(), "training": {**fingerprinted, "state_dir": None}},
+        sort_keys=True,
+    )
+    return hashlib.sha256(config.encode()).hexdigest()
+
+
 def fit_with_best_checkpoint(
     model: keras.Model,
     training: dict[str, Any],
@@ -146,10 +188,7 @@ def fit_with_best_checkpoint(
         temporary = tempfile.TemporaryDirectory(prefix="convnets-training-")
         state_dir = temporary.name
     state = TrainingState(Path(state_dir))
-    config = json.dumps(
-        {"model": model.to_json(), "training": {**training, "state_dir": None}}, sort_keys=True
-    )
-    config = hashlib.sha256(config.encode()).hexdigest()
+    config = training_fingerprint(model, training)
     previous = state.read_history() if state.is_resumable(config) else {}
     if previous:
         logger.info(

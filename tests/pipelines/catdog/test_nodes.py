@@ -229,8 +229,14 @@ def test_train_and_evaluate_one_epoch(archive, tmp_path):
     assert confusion.to_numpy().sum() == 8
     assert list(per_class["class"]) == ["cat", "dog"]
     assert figure.axes
+    # The one-pass scores agree with Keras' own evaluate().
+    keras_loss, keras_accuracy = best.evaluate(test, verbose=0)
+    assert metrics["test_loss"]["value"] == pytest.approx(keras_loss, rel=1e-4)
+    assert metrics["test_accuracy"]["value"] == pytest.approx(keras_accuracy)
     final = nodes.evaluate_final_model(model, test)
-    assert final["test_loss"]["value"] == pytest.approx(model.evaluate(test, verbose=0)[0])
+    assert final["test_loss"]["value"] == pytest.approx(
+        model.evaluate(test, verbose=0)[0], rel=1e-4
+    )
 
 
 def test_plot_augmented_images_draws_a_3x3_grid(archive, tmp_path):

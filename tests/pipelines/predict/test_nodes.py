@@ -61,3 +61,13 @@ def test_every_file_gets_a_row_and_unreadable_ones_an_error(brightness_model):
 def test_an_empty_folder_says_where_pictures_go(brightness_model):
     with pytest.raises(ValueError, match="predict_dir"):
         nodes.predict_images({}, brightness_model, PREDICT)
+
+
+def test_the_grid_shows_pictures_from_across_the_folder(brightness_model):
+    images = {f"cat.{i}.jpg": _loader(_solid_jpeg(5)) for i in range(10)}
+    images.update({f"dog.{i}.jpg": _loader(_solid_jpeg(250)) for i in range(10)})
+    _, _, figure = nodes.predict_images(images, brightness_model, PREDICT)
+    titles = [axis.get_title() for axis in figure.axes if axis.images]
+    assert len(titles) == 4
+    assert any(title.startswith("cat") for title in titles)
+    assert any(title.startswith("dog") for title in titles)

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from convnets.models import build_mnist_convnet
 from convnets.reporting import classification_tables, plot_confusion_matrix, test_metrics
-from convnets.training import compile_model, fit_with_best_checkpoint
+from convnets.training import compile_model, fit_with_best_checkpoint, precision_policy
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,10 @@ def train_model(
 ) -> tuple[keras.Model, keras.Model, dict[str, list[float]]]:
     """Training: listing 8.1's convnet fitted as in listing 8.2."""
     keras.utils.set_random_seed(training.get("seed", 0))
-    model = build_mnist_convnet(input_shape=x_train.shape[1:], num_classes=training["num_classes"])
+    with precision_policy(training.get("precision", "float32")):
+        model = build_mnist_convnet(
+            input_shape=x_train.shape[1:], num_classes=training["num_classes"]
+        )
     compile_model(model, training)
     model, best_model, history = fit_with_best_checkpoint(
         model, training, x_train, y_train, state_dir=training.get("state_dir")

@@ -20,6 +20,7 @@ from convnets.reporting import as_mlflow_metrics
 
 logger = logging.getLogger(__name__)
 
+PREDICT_CHUNK = 64  # pictures resized and classified at a time
 KAGGLE_NAME = re.compile(r"(?:^|/)(?P<label>cat|dog)\.\d+\.", re.IGNORECASE)
 
 
@@ -36,7 +37,7 @@ def predict_images(
 
     Returns the table (file, probability_dog, label, true_label, error), the
     accuracy on the files whose Kaggle-style name gives their label (as MLflow
-    metrics, empty when none do), and a grid of the first pictures with their labels.
+    metrics, empty when none do), and a grid of pictures spread over the folder.
     """
     if not images:
         raise ValueError(
@@ -45,33 +46,40 @@ def predict_images(
         )
     image_size = tuple(model.input_shape[1:3])
     class_names = list(predict["class_names"])
-    rows, arrays, pictures = [], [], {}
+    rows, pending = [], []
+
+    def classify(pending: list[tuple[int, np.ndarray]]) -> None:
+        # In chunks, so memory does not grow with the number of pictures.
+        probabilities = model.predict(np.stack([a for _, a in pending]), verbose=0)[:, 0]
+        for (row, _), probability in zip(pending, probabilities, strict=True):
+            rows[row]["probability_dog"] = float(probability)
+            above = probability > predict.get("threshold", 0.5)
+            rows[row]["label"] = class_names[1] if above else class_names[0]
+        pending.clear()
+
     for name in sorted(images):
         match = KAGGLE_NAME.search(name)
-        row = {
-            "file": name,
-            "probability_dog": np.nan,
-            "label": "",
-            "true_label": match["label"].lower() if match else "",
-            "error": "",
-        }
+        rows.append(
+            {
+                "file": name,
+                "probability_dog": np.nan,
+                "label": "",
+                "true_label": match["label"].lower() if match else "",
+                "error": "",
+            }
+        )
         try:
-            picture = images[name]()
-            arrays.append(_as_input(picture, image_size))
-            pictures[name] = picture
+            pending.append((len(rows) - 1, _as_input(images[name](), image_size)))
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not fatal
             cause = exc.__cause__ or exc  # Kedro wraps the decoder's error in a DatasetError
-            row["error"] = f"{type(cause).__name__}: {str(cause)[:200]}"
-            logger.warning("Cannot read %s: %s", name, row["error"])
-        rows.append(row)
+            rows[-1]["error"] = f"{type(cause).__name__}: {str(cause)[:200]}"
+            logger.warning("Cannot read %s: %s", name, rows[-1]["error"])
+        if len(pending) == PREDICT_CHUNK:
+            classify(pending)
+    if pending:
+        classify(pending)
     table = pd.DataFrame(rows)
     readable = table["error"] == ""
-    if arrays:
-        probabilities = model.predict(np.stack(arrays), batch_size=32, verbose=0)[:, 0]
-        table.loc[readable, "probability_dog"] = probabilities
-        table.loc[readable, "label"] = np.where(
-            probabilities > predict.get("threshold", 0.5), class_names[1], class_names[0]
-        )
     known = readable & (table["true_label"] != "")
     metrics = {}
     if known.any():
@@ -81,13 +89,14 @@ def predict_images(
         )
         logger.info("Accuracy on %d pictures named cat.N/dog.N: %.4f", known.sum(), accuracy)
     logger.info("Classified %d pictures, %d unreadable", readable.sum(), (~readable).sum())
-    return table, metrics, _prediction_grid(table[readable], pictures, predict)
+    # Grid pictures spread over the sorted readable files, so cat.N and dog.N both show.
+    classified = table[readable]
+    count = min(predict.get("grid_images", 16), len(classified))
+    shown = classified.iloc[np.unique(np.linspace(0, len(classified) - 1, count).astype(int))]
+    return table, metrics, _prediction_grid(shown, {name: images[name]() for name in shown.file})
 
 
-def _prediction_grid(
-    table: pd.DataFrame, pictures: dict[str, Image.Image], predict: dict[str, Any]
-) -> Figure:
-    shown = table.head(predict.get("grid_images", 16))
+def _prediction_grid(shown: pd.DataFrame, pictures: dict[str, Image.Image]) -> Figure:
     columns = min(4, max(1, len(shown)))
     rows = max(1, math.ceil(len(shown) / columns))
     figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), squeeze=False)

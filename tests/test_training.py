@@ -122,6 +122,23 @@ def test_options_at_their_defaults_keep_an_earlier_resume_state():
     assert training_fingerprint(model, {**base, "epochs": 4}) != before
 
 
+def test_the_fingerprint_ignores_the_layer_names_keras_generates():
+    """The same model built after other layers (other auto names) resumes the same state."""
+    from convnets.models import (  # noqa: PLC0415
+        build_catdog_convnet_augmented,
+        build_data_augmentation,
+    )
+    from convnets.training import training_fingerprint  # noqa: PLC0415
+
+    training = {"epochs": 3, "loss": "binary_crossentropy"}
+    first = training_fingerprint(build_catdog_convnet_augmented((80, 80)), training)
+    build_data_augmentation()  # takes the next random_flip, random_zoom, ... names
+    second = build_catdog_convnet_augmented((80, 80))
+    assert training_fingerprint(second, training) == first
+    changed = build_catdog_convnet_augmented((80, 80), dropout=0.3)
+    assert training_fingerprint(changed, training) != first
+
+
 def test_precision_policy_builds_mixed_layers_with_a_float32_output_and_restores():
     import keras  # noqa: PLC0415
 

@@ -140,6 +140,19 @@ class TrainingState:
         return None
 
 
+def _architecture(layer: keras.layers.Layer) -> list[Any]:
+    """Layer classes and configurations in order, without the names Keras generates.
+
+    Auto names (``conv2d_3``) depend on how many layers the process built before, so
+    ``model.to_json()`` would change with what else ran first.
+    """
+    children = getattr(layer, "layers", None)
+    if children is not None:
+        return [type(layer).__name__, [_architecture(child) for child in children]]
+    config = {key: value for key, value in layer.get_config().items() if key != "name"}
+    return [type(layer).__name__, config]
+
+
 def training_fingerprint(model: keras.Model, training: dict[str, Any]) -> str:
     """sha256 of the model's architecture and the training parameters but ``state_dir``.
 
@@ -152,8 +165,9 @@ def training_fingerprint(model: keras.Model, training: dict[str, Any]) -> str:
         if key not in OPTION_DEFAULTS or value != OPTION_DEFAULTS[key]
     }
     config = json.dumps(
-        {"model": model.to_json(), "training": {**fingerprinted, "state_dir": None}},
+        {"model": _architecture(model), "training": {**fingerprinted, "state_dir": None}},
         sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(config.encode()).hexdigest()
 

@@ -189,10 +189,12 @@ def _decoded_chunks(
         .batch(DECODE_CHUNK)
         .prefetch(1)
     )
-    done = 0
+    done, reported = 0, 0
     for chunk in chunks:
         done += len(chunk)
-        logger.info("Decoded %d/%d %s images", done, len(files), name)
+        if done == len(files) or done - reported >= len(files) / 10:  # about ten lines
+            logger.info("Decoded %d/%d %s images", done, len(files), name)
+            reported = done
         yield chunk.numpy()
 
 

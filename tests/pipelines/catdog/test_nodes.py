@@ -136,7 +136,7 @@ def test_make_datasets_batches_resized_images_with_integer_labels(archive, tmp_p
     train, validation, test = nodes.make_datasets(_decoded(archive, tmp_path), SPLIT)
     images, labels = next(iter(test))
     assert images.shape == (4, 80, 80, 3)
-    assert images.dtype == "float32" and labels.dtype == "int32"
+    assert images.dtype == "uint8" and labels.dtype == "int32"
     assert sum(int(b[0].shape[0]) for b in train) == 20
     test_labels = np.concatenate([b[1].numpy() for b in test])
     assert list(test_labels) == [0] * 4 + [1] * 4  # unshuffled: cats then dogs
@@ -151,7 +151,7 @@ def test_batches_match_the_books_image_dataset_from_directory(archive, tmp_path)
     )
     for (ours, our_labels), (theirs, their_labels) in zip(test, book, strict=True):
         np.testing.assert_array_equal(our_labels.numpy(), their_labels.numpy())
-        assert np.abs(ours.numpy() - theirs.numpy()).max() <= 0.5 + 1e-4
+        assert np.abs(ours.numpy().astype("float32") - theirs.numpy()).max() <= 0.5 + 1e-4
 
 
 def test_the_training_set_is_reshuffled_each_epoch_with_matching_labels(archive, tmp_path):
@@ -166,8 +166,8 @@ def test_the_training_set_is_reshuffled_each_epoch_with_matching_labels(archive,
         order = []
         for images, labels in train:
             for image, label in zip(images.numpy(), labels.numpy(), strict=True):
-                assert by_pixels[image.astype(np.uint8).tobytes()] == label
-                order.append(image.sum())
+                assert by_pixels[image.tobytes()] == label
+                order.append(int(image.sum()))
         orders.append(order)
     assert sorted(orders[0]) == sorted(orders[1]) and orders[0] != orders[1]
 

@@ -237,7 +237,13 @@ def _image_size(split: dict[str, Any]) -> tuple[int, int]:
 
 
 def _batches(images: ImageArrayFile, batch_size: int, seed: int | None) -> tf.data.Dataset:
-    """Batches of (float32 images, int32 labels) read from ``images``; shuffled with a seed."""
+    """Batches of (uint8 images, int32 labels) read from ``images``; shuffled with a seed.
+
+    Pixels stay uint8: the model's float32 ``Input`` casts them inside the training
+    step (3 M values a batch, beside a step of about 1.6 s here). Casting here halved
+    the pipeline's throughput (about 3,700 against 7,000 images/s, measured beside a
+    training run) and made every prefetched batch four times larger.
+    """
     order = tf.data.Dataset.range(len(images))
     if seed is not None:
         order = order.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -249,7 +255,7 @@ def _batches(images: ImageArrayFile, batch_size: int, seed: int | None) -> tf.da
         pixels, labels = tf.numpy_function(read, [indices], [tf.uint8, tf.int32])
         pixels.set_shape((None, *images.shape))
         labels.set_shape((None,))
-        return tf.cast(pixels, tf.float32), labels
+        return pixels, labels
 
     # Reading runs ahead of training (prefetch); the page cache keeps the file in RAM
     # when it fits, so no in-memory cache() is needed and memory stays bounded.
@@ -265,8 +271,9 @@ def make_datasets(
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset]:
     """Preprocessing: batched ``tf.data`` datasets of the three subsets (listing 8.9).
 
-    Same batches as the book's ``image_dataset_from_directory`` (float32 pixels, int
-    labels, training set reshuffled each epoch), read from the decoded images.
+    The book's ``image_dataset_from_directory`` batches (int labels, the training set
+    reshuffled each epoch), read from the decoded images; pixels are uint8 0-255
+    rather than float32 0.0-255.0, which the models' float32 input makes the same.
     """
     check_positive(split, "batch_size", where="dogs_vs_cats")
     # The shuffling order depends on TensorFlow's global seed as well as the op seed.
@@ -362,6 +369,7 @@ def plot_augmented_images(train_ds: tf.data.Dataset, architecture: dict[str, Any
         rotation=augmentation.get("rotation", 0.1), zoom=augmentation.get("zoom", 0.2)
     )
     images, _ = next(iter(train_ds.take(1)))
+    images = tf.cast(images, tf.float32)
     figure = plt.figure(figsize=(8, 8))
     for position in range(9):
         augmented = data_augmentation(images[:1], training=True)

@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -144,11 +145,7 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
 
 
 def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource  # noqa: PLC0415
-
+    """Peak resident memory of this process (Linux reports ``ru_maxrss`` in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -170,6 +167,11 @@ def _train_rate(model, dataset, batch_size: int, warmup: int, steps: int) -> flo
     return steps * batch_size / (time.perf_counter() - started)
 
 
+def _catdog_params() -> dict[str, Any]:
+    """conf/base/parameters_catdog.yml, as ``kedro run`` would start from."""
+    return yaml.safe_load((ROOT / "conf/base/parameters_catdog.yml").read_text())
+
+
 def _project_setup(split_dir: Path, work: Path, options: dict[str, Any]):
     """The project's own input pipeline and model with conf/base parameters + options."""
     import keras  # noqa: PLC0415
@@ -178,7 +180,7 @@ def _project_setup(split_dir: Path, work: Path, options: dict[str, Any]):
     from convnets.pipelines.catdog import nodes  # noqa: PLC0415
     from convnets.training import compile_model, precision_policy  # noqa: PLC0415
 
-    params = yaml.safe_load((ROOT / "conf/base/parameters_catdog.yml").read_text())
+    params = _catdog_params()
     split, training = params["dogs_vs_cats"], params["catdog"]["training"]
     for key, value in options.items():
         (split if key in split else training)[key] = value
@@ -304,11 +306,11 @@ def _parse_variant(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def _prepare_split(archive: Path, work: Path) -> Path:
-    """The book's split, made once by the project's ingestion (skipped when present)."""
+    """The book's split by the project's ingestion (the folder is rewritten only if changed)."""
     from convnets.datasets import ImageArchiveDataset, ImageFolderDataset  # noqa: PLC0415
     from convnets.pipelines.catdog.nodes import make_subset  # noqa: PLC0415
 
-    params = yaml.safe_load((ROOT / "conf/base/parameters_catdog.yml").read_text())
+    params = _catdog_params()
     split_dir = work / "split"
     _, files, _, _, _ = make_subset(
         ImageArchiveDataset(filepath=str(archive)).load(), params["dogs_vs_cats"], {}

@@ -41,6 +41,11 @@ def content_fingerprint(files: Mapping[str, bytes | LazyFile]) -> str:
     return digest.hexdigest()
 
 
+def folder_fingerprint(path: Path) -> str:
+    """The content fingerprint an ``ImageFolderDataset`` recorded when it wrote ``path``."""
+    return (path / FINGERPRINT_FILE).read_text().strip()
+
+
 def replace_folder(path: Path, write: Callable[[Path], None]) -> None:
     """Let ``write`` fill a temporary sibling of ``path``, then swap it into place.
 
@@ -92,8 +97,7 @@ class ImageFolderDataset(AbstractDataset[Mapping[str, "bytes | LazyFile"], str])
 
     def save(self, data: Mapping[str, bytes | LazyFile]) -> None:
         fingerprint = content_fingerprint(data)
-        marker = self._path / FINGERPRINT_FILE
-        if marker.is_file() and marker.read_text().strip() == fingerprint:
+        if self._exists() and folder_fingerprint(self._path) == fingerprint:
             logger.info("%s is up to date (%d files): nothing written", self._path, len(data))
             return
         for name in data:

@@ -16,7 +16,7 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from convnets.datasets import DecodedImages, ImageArchive, ImageArrayFile, LazyFile
-from convnets.datasets.image_folder import FINGERPRINT_FILE
+from convnets.datasets.image_folder import folder_fingerprint
 from convnets.image_checks import check_image
 from convnets.models import (
     build_catdog_convnet,
@@ -209,7 +209,7 @@ def decode_images(subset_dir: str, split: dict[str, Any]) -> dict[str, DecodedIm
     """
     image_size = _image_size(split)
     folder = Path(subset_dir)
-    fingerprint = (folder / FINGERPRINT_FILE).read_text().strip()
+    fingerprint = folder_fingerprint(folder)
     decoded = {}
     for subset_name in SPLITS:
         files, labels = _image_files(folder / subset_name, list(split["classes"]))
@@ -329,8 +329,10 @@ def train_model(
     )
 
 
-def _score(model: keras.Model, test_ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray, float]:
-    """Labels, dog probabilities and binary cross-entropy over ``test_ds``.
+def _score(
+    model: keras.Model, test_ds: tf.data.Dataset
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Labels, predicted classes, binary cross-entropy and accuracy over ``test_ds``.
 
     One predict() rather than evaluate() plus predict_on_batch per batch (which
     re-runs the model on every image and took 10 s on 200 images here).
@@ -338,16 +340,15 @@ def _score(model: keras.Model, test_ds: tf.data.Dataset) -> tuple[np.ndarray, np
     labels = np.concatenate([batch_labels.numpy() for _, batch_labels in test_ds])
     probabilities = model.predict(test_ds.map(lambda images, _: images), verbose=0)[:, 0]
     loss = float(np.mean(keras.losses.binary_crossentropy(labels[:, None], probabilities[:, None])))
-    return labels, probabilities, loss
+    predicted = (probabilities > 0.5).astype(int)
+    return labels, predicted, loss, float(np.mean(predicted == labels))
 
 
 def evaluate_model(
     model: keras.Model, test_ds: tf.data.Dataset, class_names: list[str]
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, Figure]:
     """Evaluation: the best checkpoint on the test subset (listing 8.18), confusion matrix."""
-    labels, probabilities, test_loss = _score(model, test_ds)
-    predicted = (probabilities > 0.5).astype(int)
-    test_accuracy = float(np.mean(predicted == labels))
+    labels, predicted, test_loss, test_accuracy = _score(model, test_ds)
     confusion, per_class = classification_tables(labels, predicted, list(class_names))
     logger.info("Test accuracy %.4f, test loss %.4f", test_accuracy, test_loss)
     metrics = test_metrics(test_loss, test_accuracy)
@@ -356,8 +357,7 @@ def evaluate_model(
 
 def evaluate_final_model(model: keras.Model, test_ds: tf.data.Dataset) -> dict[str, Any]:
     """Evaluation: the model after the last epoch, to set beside the best checkpoint's score."""
-    labels, probabilities, test_loss = _score(model, test_ds)
-    test_accuracy = float(np.mean((probabilities > 0.5) == labels))
+    _, _, test_loss, test_accuracy = _score(model, test_ds)
     logger.info("Model after the last epoch: test accuracy %.4f", test_accuracy)
     return test_metrics(test_loss, test_accuracy)
 

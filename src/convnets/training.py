@@ -127,7 +127,10 @@ class TrainingState:
         with self.history.open() as handle:
             rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
         ordered = [rows[epoch] for epoch in sorted(rows)]
-        keys = [key for key in ordered[0] if key != "epoch"]
+        # CSVLogger adds val_* columns of "NA" to a run without validation data.
+        keys = [
+            key for key in ordered[0] if key != "epoch" and any(row[key] != "NA" for row in ordered)
+        ]
         return {key: [float(row[key]) for row in ordered] for key in keys}
 
     def remember_mlflow_run(self) -> str | None:
@@ -197,6 +200,15 @@ def fit_with_best_checkpoint(
         check_positive(training, "batch_size", where="training")
     epochs = training["epochs"]
     monitor = training.get("checkpoint_monitor", "val_loss")
+    validated = validation_data is not None or (
+        y is not None and training.get("validation_split", 0.0) > 0
+    )
+    if monitor.startswith("val_") and not validated:
+        raise ValueError(
+            f"training.checkpoint_monitor is {monitor!r} but this run has no validation "
+            "data: set training.validation_split above 0, or checkpoint_monitor to a "
+            "training metric (loss, accuracy)."
+        )
     temporary = None
     if state_dir is None:
         temporary = tempfile.TemporaryDirectory(prefix="convnets-training-")

@@ -60,3 +60,19 @@ def test_bad_epochs_or_batch_size_fail_before_training(arrays, key, value):
     x_train, y_train, _, _ = arrays
     with pytest.raises(ValueError, match=f"training.{key} must be a positive integer"):
         nodes.train_model(nodes.scale_images(x_train), y_train, {**TRAINING, key: value})
+
+
+def test_the_books_setting_trains_on_every_image_without_validation(arrays):
+    x_train, y_train, _, _ = arrays
+    book = {**TRAINING, "validation_split": 0.0, "checkpoint_monitor": "loss"}
+    model, best, history = nodes.train_model(nodes.scale_images(x_train), y_train, book)
+    assert set(history) == {"loss", "accuracy"}
+    assert int(model.optimizer.iterations) == -(-len(x_train) // book["batch_size"])
+    assert best.count_params() == model.count_params()
+
+
+def test_a_validation_monitor_without_validation_data_fails_before_training(arrays):
+    x_train, y_train, _, _ = arrays
+    no_validation = {**TRAINING, "validation_split": 0.0, "checkpoint_monitor": "val_loss"}
+    with pytest.raises(ValueError, match="no validation data: set training.validation_split"):
+        nodes.train_model(nodes.scale_images(x_train), y_train, no_validation)

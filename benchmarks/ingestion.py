@@ -4,7 +4,7 @@
     python benchmarks/ingestion.py --archive ../shared/data/dogs-vs-cats/train.zip --damage
 
 Runs the project's ingestion (ImageArchiveDataset -> make_subset -> ImageFolderDataset)
-with the parameters of conf/base/parameters_catdog.yml in a temporary project folder,
+with the parameters of conf/base/parameters_cats_vs_dogs_data.yml in a temporary folder,
 twice (the second run must write nothing), and prints wall time and peak memory.
 With --damage it first writes a damaged copy of the archive (truncated, empty,
 non-JPEG, grayscale, CMYK and PNG images, zip-slip, absolute and symlink entries)
@@ -30,7 +30,8 @@ import yaml
 from PIL import Image
 
 from convnets.datasets import ImageArchiveDataset, ImageFolderDataset, JsonStateDataset
-from convnets.pipelines.catdog.nodes import make_subset
+from convnets.parameters import CatsVsDogsData, parse
+from convnets.pipelines.cats_vs_dogs_data.nodes import make_subset
 
 ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("benchmarks.ingestion")
@@ -79,7 +80,7 @@ def damage(source: Path, target: Path) -> dict[str, str]:
     return changes
 
 
-def run_split(archive_path: Path, data_dir: Path, split: dict) -> dict:
+def run_split(archive_path: Path, data_dir: Path, split: CatsVsDogsData) -> dict:
     started = time.perf_counter()
     archive = ImageArchiveDataset(filepath=str(archive_path)).load()
     checks = JsonStateDataset(filepath=str(data_dir / "02_intermediate" / "checks.json"))
@@ -107,7 +108,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    split = yaml.safe_load((ROOT / "conf/base/parameters_catdog.yml").read_text())["dogs_vs_cats"]
+    conf = yaml.safe_load((ROOT / "conf/base/parameters_cats_vs_dogs_data.yml").read_text())
+    split = parse(CatsVsDogsData, "cats_vs_dogs", conf["cats_vs_dogs"])
 
     with tempfile.TemporaryDirectory(prefix="convnets-ingestion-") as tmp:
         sandbox = Path(tmp)

@@ -24,7 +24,7 @@ forward and both backward products) beside a float32 matmul peak measured in the
 same run; and its peak resident memory. Medians over repeats and the ratios
 project/book are printed as a table and written to ``--output`` (JSON).
 
-``--overhead`` also times ``kedro run --pipeline=catdog`` in a temporary copy of the
+``--overhead`` also times ``kedro run --pipelines=catdog`` in a temporary copy of the
 project against a bare script doing the same on the same tiny settings (split from
 the zip, decode, one epoch, evaluation): the difference is what Kedro and MLflow cost.
 """
@@ -168,32 +168,50 @@ def _train_rate(model, dataset, batch_size: int, warmup: int, steps: int) -> flo
 
 
 def _catdog_params() -> dict[str, Any]:
-    """conf/base/parameters_catdog.yml, as ``kedro run`` would start from."""
-    return yaml.safe_load((ROOT / "conf/base/parameters_catdog.yml").read_text())
+    """conf/base's parameters, as ``kedro run`` would start from."""
+    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+
+    loader = OmegaConfigLoader(
+        conf_source=str(ROOT / "conf"), base_env="base", default_run_env="base"
+    )
+    return loader["parameters"]
 
 
 def _project_setup(split_dir: Path, work: Path, options: dict[str, Any]):
     """The project's own input pipeline and model with conf/base parameters + options."""
     import keras  # noqa: PLC0415
 
-    from convnets.datasets import ImageArrayDataset  # noqa: PLC0415
-    from convnets.pipelines.catdog import nodes  # noqa: PLC0415
+    from convnets.datasets import ImageArrayDataset, ImageFolderDataset  # noqa: PLC0415
+    from convnets.models import build_catdog_model  # noqa: PLC0415
+    from convnets.parameters import (  # noqa: PLC0415
+        Architecture,
+        CatsVsDogsData,
+        ImageInput,
+        Training,
+        parse,
+    )
+    from convnets.pipelines.image_classifier import nodes  # noqa: PLC0415
     from convnets.training import compile_model, precision_policy  # noqa: PLC0415
 
     params = _catdog_params()
-    split, training = params["dogs_vs_cats"], params["catdog"]["training"]
+    image_input, training = dict(params["catdog"]["input"]), dict(params["catdog"]["training"])
     for key, value in options.items():
-        (split if key in split else training)[key] = value
+        (image_input if key in image_input else training)[key] = value
+    data = parse(CatsVsDogsData, "cats_vs_dogs", params["cats_vs_dogs"])
+    image_input = parse(ImageInput, "catdog.input", image_input)
+    training = parse(Training, "catdog.training", training)
+    architecture = parse(Architecture, "catdog.architecture", params["catdog"]["architecture"])
     cache = ImageArrayDataset(path=str(work / "decoded"))
     started = time.perf_counter()
-    cache.save(nodes.decode_images(str(split_dir), split))
+    split = ImageFolderDataset(path=str(split_dir)).load()
+    cache.save(nodes.decode_images(split, data, image_input))
     decode_seconds = time.perf_counter() - started
-    train, validation, _ = nodes.make_datasets(cache.load(), split)
-    keras.utils.set_random_seed(training.get("seed", 0))
-    with precision_policy(training.get("precision", "float32")):
-        model = nodes.build_model(IMAGE_SIZE, params["catdog"]["architecture"])
+    train, validation, _ = nodes.make_datasets(cache.load(), image_input)
+    keras.utils.set_random_seed(training.seed)
+    with precision_policy(training.precision):
+        model = build_catdog_model(image_input.image_size, architecture)
     compile_model(model, training)
-    return train, validation, model, split["batch_size"], decode_seconds
+    return train, validation, model, image_input.batch_size, decode_seconds
 
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -247,11 +265,11 @@ def _tiny_project(archive: Path, work: Path) -> Path:
     (project / "src").mkdir()
     shutil.copytree(ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     (project / "conf" / "local").mkdir()
-    raw = project / "data" / "01_raw" / "dogs-vs-cats"
+    raw = project / "data" / "01_raw" / "cats_vs_dogs"
     raw.mkdir(parents=True)
     (raw / "train.zip").symlink_to(archive.resolve())
     tiny = {
-        "dogs_vs_cats": {
+        "cats_vs_dogs": {
             "subsets": {name: {"start": s, "size": e - s} for name, (s, e) in TINY.items()}
         },
         "catdog": {"training": {"epochs": 1}},
@@ -261,12 +279,12 @@ def _tiny_project(archive: Path, work: Path) -> Path:
 
 
 def overhead(archive: Path, work: Path, repeats: int) -> dict[str, Any]:
-    """Wall time of ``kedro run --pipeline=catdog`` and of the bare script, alternating."""
+    """Wall time of ``kedro run --pipelines=catdog`` and of the bare script, alternating."""
     project = _tiny_project(archive, work)
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     kedro = Path(sys.executable).with_name("kedro")
     commands = {
-        "kedro_run_s": ([str(kedro), "run", "--pipeline=catdog"], project),
+        "kedro_run_s": ([str(kedro), "run", "--pipelines=catdog"], project),
         "bare_script_s": (
             [sys.executable, __file__, "--bare-tiny", "--archive", str(archive.resolve())],
             work,
@@ -308,13 +326,12 @@ def _parse_variant(text: str) -> tuple[str, dict[str, Any]]:
 def _prepare_split(archive: Path, work: Path) -> Path:
     """The book's split by the project's ingestion (the folder is rewritten only if changed)."""
     from convnets.datasets import ImageArchiveDataset, ImageFolderDataset  # noqa: PLC0415
-    from convnets.pipelines.catdog.nodes import make_subset  # noqa: PLC0415
+    from convnets.parameters import CatsVsDogsData, parse  # noqa: PLC0415
+    from convnets.pipelines.cats_vs_dogs_data.nodes import make_subset  # noqa: PLC0415
 
-    params = _catdog_params()
+    data = parse(CatsVsDogsData, "cats_vs_dogs", _catdog_params()["cats_vs_dogs"])
     split_dir = work / "split"
-    _, files, _, _, _ = make_subset(
-        ImageArchiveDataset(filepath=str(archive)).load(), params["dogs_vs_cats"], {}
-    )
+    _, files, _, _, _ = make_subset(ImageArchiveDataset(filepath=str(archive)).load(), data, {})
     ImageFolderDataset(path=str(split_dir)).save(files)
     return split_dir
 

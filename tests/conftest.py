@@ -82,7 +82,7 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     )
     write_mnist_npz(project / "data" / "01_raw" / "mnist.npz")
     write_mnist_npz(project / "data" / "01_raw" / "fashion_mnist.npz")
-    write_kaggle_zip(project / "data" / "01_raw" / "dogs-vs-cats" / "train.zip")
+    write_kaggle_zip(project / "data" / "01_raw" / "cats_vs_dogs" / "train.zip")
     monkeypatch.chdir(project)
     reset_mlflow()
     yield project
@@ -123,3 +123,36 @@ def http_server(tmp_path: Path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def conf_parameters(env: str | None = None) -> dict:
+    """The project's parameters as ``kedro run`` reads them (base, then ``env``)."""
+    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"),
+        base_env="base",
+        default_run_env=env or "base",
+        merge_strategy={"parameters": "soft"},
+    )
+    return loader["parameters"]
+
+
+def _merged(value: dict, changes: dict) -> dict:
+    merged = dict(value)
+    for key, change in changes.items():
+        if isinstance(change, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], change)
+        else:
+            merged[key] = change
+    return merged
+
+
+def typed_parameters(annotation, key: str, **changes):
+    """The section ``key`` (dotted) of conf/base with ``changes``, parsed as ``annotation``."""
+    from convnets.parameters import parse  # noqa: PLC0415
+
+    value = conf_parameters()
+    for part in key.split("."):
+        value = value[part]
+    return parse(annotation, key, _merged(value, changes))

@@ -9,14 +9,18 @@ import time
 
 import pytest
 
-from convnets.training import TrainingState, check_positive
+from convnets.parameters import MnistTraining
+from convnets.training import TrainingState
+from tests.conftest import typed_parameters
 
 TRAINER = textwrap.dedent(
     """
     import sys, time, logging
+    from pathlib import Path
     import keras, numpy as np
     from convnets.models import build_mnist_convnet
-    from convnets.training import compile_model, fit_with_best_checkpoint
+    from convnets.parameters import MnistTraining
+    from convnets.training import TrainingState, compile_model, fit_with_best_checkpoint
 
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
 
@@ -29,20 +33,33 @@ TRAINER = textwrap.dedent(
     rng = np.random.default_rng(0)
     x = rng.random((96, 28, 28, 1), dtype="float32")
     y = rng.integers(0, 10, 96)
+    training = MnistTraining.model_validate_json(sys.argv[3])
     keras.utils.set_random_seed(0)
-    model = compile_model(build_mnist_convnet(), {"loss": "sparse_categorical_crossentropy"})
+    model = compile_model(build_mnist_convnet(), training)
     original_fit = model.fit
     model.fit = lambda *a, **k: original_fit(*a, **{**k, "callbacks": k["callbacks"] + [Slow()]})
-    training = {"epochs": 6, "batch_size": 32, "validation_split": 0.25}
-    final, best, history = fit_with_best_checkpoint(model, training, x, y, state_dir=sys.argv[1])
+    final, best, history, _ = fit_with_best_checkpoint(
+        model, training, x, y, batch_size=32, validation_split=0.25,
+        state=TrainingState(Path(sys.argv[1])),
+    )
     print("DONE", len(history["loss"]), int(final.optimizer.iterations), flush=True)
     """
 )
 
 
+TRAINING = typed_parameters(
+    MnistTraining,
+    "mnist.training",
+    epochs=6,
+    batch_size=32,
+    validation_split=0.25,
+    checkpoint_monitor="val_loss",
+)
+
+
 def _start(script, state_dir, pause):
     return subprocess.Popen(
-        [sys.executable, str(script), str(state_dir), str(pause)],
+        [sys.executable, str(script), str(state_dir), str(pause), TRAINING.model_dump_json()],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -94,12 +111,11 @@ def test_history_keeps_the_last_row_of_an_epoch_written_twice(tmp_path):
     assert state.read_history() == {"loss": [0.9, 0.7], "val_loss": [1.0, 0.95]}
 
 
-def test_check_positive_names_the_parameter():
-    with pytest.raises(ValueError, match=r"training\.epochs must be a positive integer, got 0"):
-        check_positive({"epochs": 0}, "epochs", where="training")
-    with pytest.raises(ValueError, match="got True"):
-        check_positive({"epochs": True}, "epochs", where="training")
-    check_positive({"epochs": 3}, "epochs")
+def test_the_run_a_state_was_started_by_is_named_on_resume(tmp_path):
+    first = TrainingState(tmp_path, run_id="run-1")
+    first.start_afresh("config")
+    assert first.remember_mlflow_run() is None  # a fresh start records its run
+    assert TrainingState(tmp_path, run_id="run-2").remember_mlflow_run() == "run-1"
 
 
 def test_options_at_their_defaults_keep_an_earlier_resume_state():
@@ -110,16 +126,15 @@ def test_options_at_their_defaults_keep_an_earlier_resume_state():
 
     inputs = keras.Input((3,), name="in")
     model = keras.Model(inputs, keras.layers.Dense(1, name="out")(inputs), name="tiny")
-    base = {"epochs": 3, "loss": "mse", "state_dir": "a"}
+    base = _training(precision="float32", jit_compile=False)
     before = training_fingerprint(model, base)
-    assert training_fingerprint(model, {**base, "state_dir": "b"}) == before
-    assert (
-        training_fingerprint(model, {**base, "precision": "float32", "jit_compile": False})
-        == before
-    )
-    assert training_fingerprint(model, {**base, "jit_compile": True}) != before
-    assert training_fingerprint(model, {**base, "precision": "mixed_bfloat16"}) != before
-    assert training_fingerprint(model, {**base, "epochs": 4}) != before
+    without_options = base.model_dump()
+    del without_options["precision"], without_options["jit_compile"]
+    # The fingerprint an earlier release computed: the same dict without the options.
+    assert training_fingerprint(model, _AsDumped(without_options)) == before
+    assert training_fingerprint(model, _training(jit_compile=True)) != before
+    assert training_fingerprint(model, _training(precision="mixed_bfloat16")) != before
+    assert training_fingerprint(model, _training(epochs=4)) != before
 
 
 def test_the_fingerprint_ignores_the_layer_names_keras_generates():
@@ -130,12 +145,13 @@ def test_the_fingerprint_ignores_the_layer_names_keras_generates():
     )
     from convnets.training import training_fingerprint  # noqa: PLC0415
 
-    training = {"epochs": 3, "loss": "binary_crossentropy"}
-    first = training_fingerprint(build_catdog_convnet_augmented((80, 80)), training)
-    build_data_augmentation()  # takes the next random_flip, random_zoom, ... names
-    second = build_catdog_convnet_augmented((80, 80))
+    training = _training()
+    book = {"dropout": 0.5, "rotation": 0.1, "zoom": 0.2}
+    first = training_fingerprint(build_catdog_convnet_augmented((80, 80), **book), training)
+    build_data_augmentation(0.1, 0.2)  # takes the next random_flip, random_zoom, ... names
+    second = build_catdog_convnet_augmented((80, 80), **book)
     assert training_fingerprint(second, training) == first
-    changed = build_catdog_convnet_augmented((80, 80), dropout=0.3)
+    changed = build_catdog_convnet_augmented((80, 80), **{**book, "dropout": 0.3})
     assert training_fingerprint(changed, training) != first
 
 
@@ -151,6 +167,19 @@ def test_precision_policy_builds_mixed_layers_with_a_float32_output_and_restores
     assert convolutions[0].compute_dtype == "bfloat16"
     assert model.layers[-1].compute_dtype == "float32"
     assert keras.config.dtype_policy().name == "float32"
-    with pytest.raises(ValueError, match="training.precision must be one of"):
-        with precision_policy("float8"):
-            pass
+
+
+class _AsDumped:
+    """Stands in for a parameter model whose dump is ``values``."""
+
+    def __init__(self, values: dict) -> None:
+        self._values = values
+
+    def model_dump(self) -> dict:
+        return dict(self._values)
+
+
+def _training(**changes):
+    from convnets.parameters import Training  # noqa: PLC0415
+
+    return typed_parameters(Training, "catdog.training", **changes)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from convnets.parameters import Convnet, ConvnetAugmented
+
 
 def build_mnist_convnet(
     input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int = 10
@@ -26,13 +28,11 @@ def build_mnist_convnet(
     return keras.Model(inputs=inputs, outputs=outputs, name="mnist_convnet")
 
 
-def build_data_augmentation(
-    flip: str = "horizontal", rotation: float = 0.1, zoom: float = 0.2
-) -> keras.Sequential:
+def build_data_augmentation(rotation: float, zoom: float) -> keras.Sequential:
     """Listing 8.14: the augmentation stage added to the image model."""
     return keras.Sequential(
         [
-            layers.RandomFlip(flip),
+            layers.RandomFlip("horizontal"),
             layers.RandomRotation(rotation),
             layers.RandomZoom(zoom),
         ],
@@ -62,19 +62,30 @@ def _catdog_convnet(
     return keras.Model(inputs=inputs, outputs=outputs, name=name)
 
 
-def build_catdog_convnet(image_size: tuple[int, int] = (180, 180)) -> keras.Model:
+def build_catdog_convnet(image_size: tuple[int, int]) -> keras.Model:
     """Listing 8.7 (trained in 8.10): the small cats-vs-dogs convnet from scratch."""
     inputs = keras.Input(shape=(*image_size, 3))
     return _catdog_convnet(inputs, inputs, dropout=None, name="catdog_convnet")
 
 
 def build_catdog_convnet_augmented(
-    image_size: tuple[int, int] = (180, 180),
-    dropout: float = 0.5,
-    rotation: float = 0.1,
-    zoom: float = 0.2,
+    image_size: tuple[int, int], dropout: float, rotation: float, zoom: float
 ) -> keras.Model:
     """Listing 8.16: the same convnet with data augmentation and dropout."""
     inputs = keras.Input(shape=(*image_size, 3))
     x = build_data_augmentation(rotation=rotation, zoom=zoom)(inputs)
     return _catdog_convnet(inputs, x, dropout=dropout, name="catdog_convnet_augmented")
+
+
+def build_catdog_model(
+    image_size: tuple[int, int], architecture: Convnet | ConvnetAugmented
+) -> keras.Model:
+    """The cats-vs-dogs model ``architecture.name`` names (listing 8.7 or 8.16)."""
+    if isinstance(architecture, ConvnetAugmented):
+        return build_catdog_convnet_augmented(
+            image_size,
+            dropout=architecture.dropout,
+            rotation=architecture.augmentation.rotation,
+            zoom=architecture.augmentation.zoom,
+        )
+    return build_catdog_convnet(image_size)

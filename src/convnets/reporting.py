@@ -84,18 +84,13 @@ def as_mlflow_metrics(values: dict[str, float]) -> dict[str, dict[str, float]]:
     return {key: {"value": float(value), "step": 0} for key, value in values.items()}
 
 
-def test_metrics(test_loss: float, test_accuracy: float) -> dict[str, dict[str, float]]:
-    """Test loss and accuracy in kedro-mlflow's metrics format (one step)."""
-    return as_mlflow_metrics({"test_loss": test_loss, "test_accuracy": test_accuracy})
+def evaluation_metrics(
+    model: str, test_loss: float, test_accuracy: float
+) -> dict[str, dict[str, float]]:
+    """``<model>_test_loss`` and ``<model>_test_accuracy`` in kedro-mlflow's metrics format.
 
-
-def report_training(
-    history: dict[str, list[float]], title: str
-) -> tuple[dict[str, list[dict[str, float]]], Figure]:
-    """Node: per-epoch metric histories for MLflow (step = epoch) and the training curves."""
-    metrics = {
-        key: [{"step": epoch, "value": value} for epoch, value in enumerate(values, start=1)]
-        for key, values in history.items()
-        if key in HISTORY_KEYS
-    }
-    return metrics, plot_training_curves(history, title)
+    ``model`` is ``best_checkpoint`` or ``final_model``: one meaning in every pipeline.
+    """
+    return as_mlflow_metrics(
+        {f"{model}_test_loss": test_loss, f"{model}_test_accuracy": test_accuracy}
+    )

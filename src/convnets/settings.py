@@ -1,18 +1,24 @@
-"""Project settings. kedro-mlflow registers its hook through its entry point."""
+"""Project settings: hooks, configuration loader."""
 
 from importlib.metadata import version
 
 from kedro.config import OmegaConfigLoader
+
+from convnets.hooks import MlflowHookWithTypedParameters, ParameterHook
 
 
 def installed_requirements(*packages: str) -> list[str]:
     """``name==version`` of installed ``packages``, for an MLflow model's requirements.
 
     Given explicitly, they spare ``mlflow.keras.log_model`` its requirement inference,
-    which reloads the model in a subprocess (about 15 s a model here).
+    which reloads the model in a subprocess.
     """
     return [f"{package}=={version(package)}" for package in packages]
 
+
+HOOKS = (ParameterHook(), MlflowHookWithTypedParameters())
+# Its own instance is replaced by the subclass above, which logs typed parameters.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")  # as its metadata spells it
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -15,20 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import mlflow
+
+from convnets.parameters import Training
 
 logger = logging.getLogger(__name__)
-
-
-def check_positive(params: dict[str, Any], *keys: str, where: str = "parameters") -> None:
-    """Raise ``ValueError`` naming the parameter when one of ``keys`` is not a positive int."""
-    for key in keys:
-        value = params.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(
-                f"{where}.{key} must be a positive integer, got {value!r}. "
-                f"Fix it in conf/base/parameters_*.yml or pass --params={key}=<n>."
-            )
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -48,8 +38,8 @@ class EpochLogger(keras.callbacks.Callback):
         logger.info("Epoch %d/%d %s (%.1f s)", epoch + 1, self._epochs, metrics, elapsed)
 
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-# Training options added after the first release, with their defaults.
+# Training options added after the first release, with their usual values: left out
+# of the fingerprint at that value, so older resume states stay valid.
 OPTION_DEFAULTS = {"precision": "float32", "jit_compile": False}
 
 
@@ -59,8 +49,6 @@ def precision_policy(name: str) -> Iterator[None]:
 
     The models' sigmoid/softmax output layers are float32 whatever the policy.
     """
-    if name not in PRECISIONS:
-        raise ValueError(f"training.precision must be one of {list(PRECISIONS)}, got {name!r}")
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)
     try:
@@ -69,19 +57,19 @@ def precision_policy(name: str) -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-def compile_model(model: keras.Model, training: dict[str, Any]) -> keras.Model:
+def compile_model(model: keras.Model, training: Training) -> keras.Model:
     """Compile with the optimizer, loss and XLA choice (``jit_compile``) of the parameters."""
     model.compile(
-        optimizer=training.get("optimizer", "rmsprop"),
-        loss=training["loss"],
+        optimizer=training.optimizer,
+        loss=training.loss,
         metrics=["accuracy"],
-        jit_compile=bool(training.get("jit_compile", False)),
+        jit_compile=training.jit_compile,
     )
     logger.info(
-        "Compiled %s (%d parameters) for %s epochs",
+        "Compiled %s (%d parameters) for %d epochs",
         model.name,
         model.count_params(),
-        training.get("epochs"),
+        training.epochs,
     )
     return model
 
@@ -94,11 +82,12 @@ class TrainingState:
     epoch (``CSVLogger``); ``run.json``: the MLflow run that started the training;
     ``config.sha256``: the model and training parameters it belongs to (a state left
     by another configuration is discarded, not resumed). The folder is deleted once
-    training finishes.
+    training finishes. ``run_id`` is the MLflow run of the current process, if any.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, run_id: str | None = None) -> None:
         self.folder = folder
+        self.run_id = run_id
         self.backup = folder / "backup"
         self.best = folder / "best.keras"
         self.history = folder / "history.csv"
@@ -134,12 +123,11 @@ class TrainingState:
         return {key: [float(row[key]) for row in ordered] for key in keys}
 
     def remember_mlflow_run(self) -> str | None:
-        """Record the active MLflow run on a fresh start; return the recorded one on resume."""
-        active = mlflow.active_run()
+        """Record this run's MLflow run on a fresh start; return the recorded one on resume."""
         if self.run.is_file():
             return json.loads(self.run.read_text()).get("run_id")
-        if active is not None:
-            self.run.write_text(json.dumps({"run_id": active.info.run_id}))
+        if self.run_id is not None:
+            self.run.write_text(json.dumps({"run_id": self.run_id}))
         return None
 
 
@@ -156,19 +144,19 @@ def _architecture(layer: keras.layers.Layer) -> list[Any]:
     return [type(layer).__name__, config]
 
 
-def training_fingerprint(model: keras.Model, training: dict[str, Any]) -> str:
-    """sha256 of the model's architecture and the training parameters but ``state_dir``.
+def training_fingerprint(model: keras.Model, training: Training) -> str:
+    """sha256 of the model's architecture and the training parameters.
 
-    Options left at their defaults stay out, so adding an option does not orphan the
+    Options at their usual values stay out, so adding an option does not orphan the
     resume state of a run started before it existed.
     """
     fingerprinted = {
         key: value
-        for key, value in training.items()
+        for key, value in training.model_dump().items()
         if key not in OPTION_DEFAULTS or value != OPTION_DEFAULTS[key]
     }
     config = json.dumps(
-        {"model": _architecture(model), "training": {**fingerprinted, "state_dir": None}},
+        {"model": _architecture(model), "training": fingerprinted},
         sort_keys=True,
         default=str,
     )
@@ -177,32 +165,30 @@ def training_fingerprint(model: keras.Model, training: dict[str, Any]) -> str:
 
 def fit_with_best_checkpoint(
     model: keras.Model,
-    training: dict[str, Any],
+    training: Training,
     x: Any,
     y: Any = None,
     *,
+    batch_size: int | None = None,
+    validation_split: float = 0.0,
     validation_data: Any = None,
-    state_dir: str | None = None,
-) -> tuple[keras.Model, keras.Model, dict[str, list[float]]]:
+    state: TrainingState | None = None,
+) -> tuple[keras.Model, keras.Model, dict[str, list[float]], dict[str, str]]:
     """Fit ``model`` and keep the best epoch as ``ModelCheckpoint`` saw it (listing 8.17).
 
-    With ``state_dir``, the run can be killed and continued by running it again:
+    With ``state``, the run can be killed and continued by running it again:
     ``BackupAndRestore`` restores weights, optimizer and epoch, the best checkpoint so
     far is kept (its threshold restored from the saved history) and the history is
     read back from ``history.csv``. The state is deleted once training finishes.
     ``training.early_stopping_patience`` (off when null) adds ``EarlyStopping``.
 
     Returns the model after the last epoch, the best checkpoint reloaded from disk,
-    and the per-epoch history of the whole training.
+    the per-epoch history of the whole training, and MLflow tags for the run
+    (``resumed_from_run_id`` when it continues another run's training).
     """
-    check_positive(training, "epochs", where="training")
-    if y is not None:
-        check_positive(training, "batch_size", where="training")
-    epochs = training["epochs"]
-    monitor = training.get("checkpoint_monitor", "val_loss")
-    validated = validation_data is not None or (
-        y is not None and training.get("validation_split", 0.0) > 0
-    )
+    epochs = training.epochs
+    monitor = training.checkpoint_monitor
+    validated = validation_data is not None or (y is not None and validation_split > 0)
     if monitor.startswith("val_") and not validated:
         raise ValueError(
             f"training.checkpoint_monitor is {monitor!r} but this run has no validation "
@@ -210,10 +196,9 @@ def fit_with_best_checkpoint(
             "training metric (loss, accuracy)."
         )
     temporary = None
-    if state_dir is None:
+    if state is None:
         temporary = tempfile.TemporaryDirectory(prefix="convnets-training-")
-        state_dir = temporary.name
-    state = TrainingState(Path(state_dir))
+        state = TrainingState(Path(temporary.name))
     config = training_fingerprint(model, training)
     previous = state.read_history() if state.is_resumable(config) else {}
     if previous:
@@ -226,9 +211,10 @@ def fit_with_best_checkpoint(
     else:
         state.start_afresh(config)
     resumed_from = state.remember_mlflow_run()
-    if resumed_from and mlflow.active_run() and mlflow.active_run().info.run_id != resumed_from:
+    tags = {}
+    if resumed_from and resumed_from != state.run_id:
         # One continuous history: this run logs every epoch and names the run it continues.
-        mlflow.set_tag("resumed_from_run_id", resumed_from)
+        tags["resumed_from_run_id"] = resumed_from
     best_so_far = None
     if previous.get(monitor):
         best_so_far = (max if "acc" in monitor else min)(previous[monitor])
@@ -245,11 +231,12 @@ def fit_with_best_checkpoint(
         keras.callbacks.CSVLogger(str(state.history), append=True),
         EpochLogger(epochs),
     ]
-    patience = training.get("early_stopping_patience")
-    if patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience))
-    # Arrays are batched by fit(); a tf.data.Dataset arrives batched already.
-    batch_size = training["batch_size"] if y is not None else None
+    if training.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=training.early_stopping_patience
+            )
+        )
     try:
         model.fit(
             x,
@@ -257,7 +244,7 @@ def fit_with_best_checkpoint(
             epochs=epochs,
             batch_size=batch_size,
             validation_data=validation_data,
-            validation_split=training.get("validation_split", 0.0) if y is not None else 0.0,
+            validation_split=validation_split,
             callbacks=callbacks,
             # A tf.data.Dataset is shuffled by its own pipeline; Keras warns otherwise.
             shuffle=y is not None,
@@ -270,9 +257,4 @@ def fit_with_best_checkpoint(
     finally:
         if temporary is not None:
             temporary.cleanup()
-    return model, best_model, history
-
-
-def log_models(model: keras.Model, best_checkpoint: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """Node: hand both saved models on to the catalog's MLflow model datasets."""
-    return model, best_checkpoint
+    return model, best_model, history, tags

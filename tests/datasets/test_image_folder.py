@@ -10,7 +10,9 @@ def test_writes_the_tree_and_loads_its_path(tmp_path):
     dataset = ImageFolderDataset(path=str(tmp_path / "split"))
     dataset.save({"train/cat/cat.0.jpg": b"a", "test/dog/dog.1.jpg": b"b"})
     assert (tmp_path / "split" / "train" / "cat" / "cat.0.jpg").read_bytes() == b"a"
-    assert dataset.load() == str(tmp_path / "split")
+    loaded = dataset.load()
+    assert loaded.path == tmp_path / "split"
+    assert loaded.fingerprint == (tmp_path / "split" / ".content.sha256").read_text().strip()
     assert [p.name for p in tmp_path.iterdir()] == ["split"]  # no staging left behind
 
 

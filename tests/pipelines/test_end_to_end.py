@@ -14,15 +14,20 @@ from tests.conftest import jpeg_bytes, reset_mlflow
 pytestmark = pytest.mark.slow
 
 TINY_CATDOG = {
-    "dogs_vs_cats.subsets.train.size": 10,
-    "dogs_vs_cats.subsets.validation.start": 10,
-    "dogs_vs_cats.subsets.validation.size": 4,
-    "dogs_vs_cats.subsets.test.start": 14,
-    "dogs_vs_cats.subsets.test.size": 4,
-    "dogs_vs_cats.image_size": [80, 80],
-    "dogs_vs_cats.batch_size": 8,
-    "catdog.training.epochs": 2,
-    "catdog_baseline.training.epochs": 2,
+    "cats_vs_dogs.subsets.train.size": 10,
+    "cats_vs_dogs.subsets.validation.start": 10,
+    "cats_vs_dogs.subsets.validation.size": 4,
+    "cats_vs_dogs.subsets.test.start": 14,
+    "cats_vs_dogs.subsets.test.size": 4,
+    **{
+        f"{model}.{key}": value
+        for model in ("catdog", "catdog_baseline")
+        for key, value in (
+            ("input.image_size", [80, 80]),
+            ("input.batch_size", 8),
+            ("training.epochs", 2),
+        )
+    },
 }
 TINY_MNIST = {"mnist.training.epochs": 2, "fashion_mnist.training.epochs": 2}
 
@@ -88,7 +93,12 @@ def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params)
         # The MNIST pipelines train on every image as the book does: no validation.
         expected = [] if digits and key.startswith("val_") else [1, 2]
         assert [metric.step for metric in history] == expected, key
-    assert {"test_loss", "test_accuracy"} <= set(run.data.metrics)
+    assert {
+        "best_checkpoint_test_loss",
+        "best_checkpoint_test_accuracy",
+        "final_model_test_loss",
+        "final_model_test_accuracy",
+    } <= set(run.data.metrics)
     if pipeline.startswith("catdog"):
         assert run.data.metrics["skipped_images"] == 0
         assert run.data.metrics["refused_images"] == 0
@@ -142,10 +152,10 @@ def test_quick_environment_uses_its_own_experiment(kedro_project):
 
 
 def test_missing_archive_fails_before_training_with_instructions(kedro_project):
-    archive = kedro_project / "data" / "01_raw" / "dogs-vs-cats" / "train.zip"
+    archive = kedro_project / "data" / "01_raw" / "cats_vs_dogs" / "train.zip"
     archive.unlink()
     with pytest.raises(Exception, match="kaggle competitions download"):
-        _run(kedro_project, "catdog", {**TINY_CATDOG, "dogs_vs_cats_source": "local"})
+        _run(kedro_project, "catdog", {**TINY_CATDOG, "cats_vs_dogs_source": "local"})
     assert not (kedro_project / "data" / "06_models" / "catdog").exists()
 
 
@@ -156,9 +166,9 @@ def test_predict_classifies_a_folder_with_the_catalog_model_or_an_mlflow_uri(ked
     for index in range(3):
         (pictures / f"dog.{100 + index}.jpg").write_bytes(jpeg_bytes(2000 + index))
     (pictures / "notes.jpg").write_text("not a picture")
-    model_path = "data/06_models/catdog_baseline/best_checkpoint.keras"
-
-    _run(kedro_project, "predict", {"predict_dir": str(pictures), "predict_model_path": model_path})
+    _run(
+        kedro_project, "predict", {"predict_dir": str(pictures), "predict_model": "catdog_baseline"}
+    )
     table = pd.read_csv(kedro_project / "data" / "07_model_output" / "predictions.csv")
     assert list(table.file) == ["dog.100.jpg", "dog.101.jpg", "dog.102.jpg", "notes.jpg"]
     assert table.probability_dog.between(0, 1).sum() == 3

@@ -1,21 +1,32 @@
 """Kedro datasets that kedro-datasets does not provide (see each class for why)."""
 
 from convnets.datasets.image_archive import ImageArchive, ImageArchiveDataset
-from convnets.datasets.image_arrays import DecodedImages, ImageArrayDataset, ImageArrayFile
-from convnets.datasets.image_folder import ImageFolderDataset, LazyFile
+from convnets.datasets.image_arrays import (
+    DecodedImageCache,
+    DecodedImages,
+    ImageArrayDataset,
+    ImageArrayFile,
+)
+from convnets.datasets.image_folder import ImageFolder, ImageFolderDataset, LazyFile
 from convnets.datasets.json_state import JsonStateDataset
 from convnets.datasets.keras_model_source import KerasModelSourceDataset
 from convnets.datasets.keras_npz import KerasNpzDataset
+from convnets.datasets.mlflow_tags import MlflowTagsDataset
+from convnets.datasets.training_state import TrainingStateDataset
 
 __all__ = [
+    "DecodedImageCache",
     "DecodedImages",
     "ImageArrayDataset",
     "ImageArrayFile",
     "ImageArchive",
     "ImageArchiveDataset",
+    "ImageFolder",
     "ImageFolderDataset",
     "JsonStateDataset",
     "KerasModelSourceDataset",
     "KerasNpzDataset",
     "LazyFile",
+    "MlflowTagsDataset",
+    "TrainingStateDataset",
 ]

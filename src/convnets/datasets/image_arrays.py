@@ -1,10 +1,15 @@
-"""Decoded, resized images stored once as uint8 ``.npy`` files and read back batch by batch."""
+"""Decoded, resized images stored once as uint8 ``.npy`` files and read back batch by batch.
+
+One copy per image size: ``<path>/<height>x<width>/<subset>.npy``. Decoding is
+deferred (``DecodedImages.chunks``) so that an up-to-date copy costs nothing; when
+it must be made, the dataset's save does it and logs the time it took.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +40,10 @@ class DecodedImages:
 
 
 class ImageArrayFile:
-    """A ``.npy`` file of images, read a few rows at a time with ``pread``.
+    """A ``.npy`` file of images, read a few rows at a time through a short-lived memmap.
 
-    Unlike ``np.load(mmap_mode="r")`` nothing stays mapped, so the resident memory of
-    a long training run does not grow with the size of the file.
+    The map is opened for each read and closed after it, so the pages a long training
+    run touched do not stay mapped into its resident memory. Works on every platform.
     """
 
     def __init__(self, path: Path, labels: np.ndarray) -> None:
@@ -56,33 +61,54 @@ class ImageArrayFile:
         if shape[0] != len(labels):
             raise DatasetError(f"{path} holds {shape[0]} images but {len(labels)} labels")
         self.shape: tuple[int, int, int] = tuple(shape[1:])
-        self._row_bytes = int(np.prod(self.shape))
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         """The images at ``indices``, in that order, as one uint8 array."""
-        batch = np.empty((len(indices), *self.shape), dtype=np.uint8)
-        flat = batch.reshape(len(indices), -1)
-        descriptor = os.open(self.path, os.O_RDONLY)
+        rows = np.memmap(
+            self.path, dtype=np.uint8, mode="r", offset=self._offset, shape=(len(self), *self.shape)
+        )
         try:
-            for row, index in enumerate(indices):
-                data = os.pread(
-                    descriptor, self._row_bytes, self._offset + int(index) * self._row_bytes
-                )
-                flat[row] = np.frombuffer(data, dtype=np.uint8)
+            return rows[np.asarray(indices, dtype=np.int64)]  # fancy indexing copies
         finally:
-            os.close(descriptor)
-        return batch
+            rows._mmap.close()  # noqa: SLF001 - unmap now rather than at garbage collection
 
 
-class ImageArrayDataset(AbstractDataset[Mapping[str, DecodedImages], dict[str, ImageArrayFile]]):
-    """Saves ``{name: DecodedImages}`` as ``{name}.npy`` + labels; loads ``ImageArrayFile``s.
+def size_folder(image_size: Sequence[int]) -> str:
+    """The sub-folder of one image size: ``180x180``."""
+    return "x".join(str(int(side)) for side in image_size)
 
-    Written chunk by chunk into a temporary sibling folder and renamed into place, so
-    memory stays bounded by one chunk, a crash leaves nothing half-written, and a save
-    whose keys match what is on disk writes (and decodes) nothing.
+
+@dataclass(frozen=True)
+class DecodedImageCache:
+    """The decoded copies on disk, one per image size, as nodes see them."""
+
+    path: Path
+
+    def subsets(self, image_size: Sequence[int]) -> dict[str, ImageArrayFile]:
+        """``{subset: ImageArrayFile}`` of the copy at ``image_size`` (height, width)."""
+        folder = self.path / size_folder(image_size)
+        if not (folder / INDEX_FILE).is_file():
+            raise DatasetError(
+                f"{folder} has not been written yet: run the preprocessing first "
+                "(kedro run --pipelines=catdog --tags=ingestion,preprocessing)."
+            )
+        index = json.loads((folder / INDEX_FILE).read_text())
+        return {
+            name: ImageArrayFile(folder / f"{name}.npy", np.load(folder / f"{name}.labels.npy"))
+            for name in index
+        }
+
+
+class ImageArrayDataset(AbstractDataset[Mapping[str, DecodedImages], DecodedImageCache]):
+    """Saves ``{subset: DecodedImages}`` under ``<path>/<height>x<width>/``; loads the cache.
+
+    Each size is written chunk by chunk into a temporary sibling folder and renamed
+    into place, so memory stays bounded by one chunk, a crash leaves nothing
+    half-written, and a save whose keys match what is on disk decodes nothing. Other
+    sizes are left as they are, so models of different input sizes keep their copies.
     """
 
     def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
@@ -93,36 +119,35 @@ class ImageArrayDataset(AbstractDataset[Mapping[str, DecodedImages], dict[str, I
         return {"path": str(self._path)}
 
     def _exists(self) -> bool:
-        return (self._path / INDEX_FILE).is_file()
+        return any(self._path.glob(f"*/{INDEX_FILE}"))
 
-    def _index(self) -> dict[str, Any]:
-        return json.loads((self._path / INDEX_FILE).read_text())
-
-    def load(self) -> dict[str, ImageArrayFile]:
-        if not self._exists():
-            raise DatasetError(
-                f"{self._path} has not been written yet: run the preprocessing node first "
-                "(kedro run --pipeline=catdog --tags=ingestion,preprocessing)."
-            )
-        return {
-            name: ImageArrayFile(
-                self._path / f"{name}.npy", np.load(self._path / f"{name}.labels.npy")
-            )
-            for name in self._index()
-        }
+    def load(self) -> DecodedImageCache:
+        return DecodedImageCache(self._path)
 
     def save(self, data: Mapping[str, DecodedImages]) -> None:
+        shapes = {images.shape for images in data.values()}
+        if len(shapes) != 1:
+            raise DatasetError(f"One image size per save, got {sorted(shapes)}")
+        folder = self._path / size_folder(next(iter(shapes))[:2])
         keys = {name: images.key for name, images in data.items()}
-        if self._exists() and self._index() == keys:
-            logger.info("%s is up to date: nothing decoded or written", self._path)
+        index = folder / INDEX_FILE
+        if index.is_file() and json.loads(index.read_text()) == keys:
+            logger.info("%s is up to date: nothing decoded or written", folder)
             return
+        started = time.perf_counter()
 
         def write(staging: Path) -> None:
             for name, images in data.items():
                 self._write(staging, name, images)
             (staging / INDEX_FILE).write_text(json.dumps(keys, indent=1) + "\n")
 
-        replace_folder(self._path, write)
+        replace_folder(folder, write)
+        logger.info(
+            "Decoded and wrote %d images to %s in %.1f s",
+            sum(len(images.labels) for images in data.values()),
+            folder,
+            time.perf_counter() - started,
+        )
 
     @staticmethod
     def _write(folder: Path, name: str, images: DecodedImages) -> None:

@@ -4,18 +4,17 @@ import numpy as np
 import pytest
 
 from convnets.datasets import KerasNpzDataset
+from convnets.parameters import MnistTraining, ParameterError
 from convnets.pipelines.mnist import nodes
-from tests.conftest import write_mnist_npz
+from convnets.training import TrainingState
+from tests.conftest import typed_parameters, write_mnist_npz
 
-TRAINING = {
-    "num_classes": 10,
-    "optimizer": "rmsprop",
-    "loss": "sparse_categorical_crossentropy",
-    "epochs": 1,
-    "batch_size": 32,
-    "validation_split": 0.2,
-    "seed": 0,
-}
+
+def _training(**changes) -> MnistTraining:
+    return typed_parameters(MnistTraining, "mnist.training", **{"epochs": 1, **changes})
+
+
+HELD_OUT = {"batch_size": 32, "validation_split": 0.2, "checkpoint_monitor": "val_loss"}
 
 
 @pytest.fixture
@@ -42,37 +41,36 @@ def test_split_arrays_rejects_labels_that_do_not_match_images():
         nodes.split_arrays(raw)
 
 
-def test_train_and_evaluate(arrays):
+def test_train_and_evaluate_both_models(arrays, tmp_path):
     x_train, y_train, x_test, y_test = arrays
-    model, best, history = nodes.train_model(nodes.scale_images(x_train), y_train, TRAINING)
+    state = TrainingState(tmp_path / "state")
+    model, best, history, tags = nodes.train_model(
+        nodes.scale_images(x_train), y_train, _training(**HELD_OUT), state
+    )
     assert model.count_params() == 104_202
     assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
-    metrics, confusion, per_class, figure = nodes.evaluate_model(
+    assert tags == {}
+    metrics, confusion, per_class, figure = nodes.evaluate_final_model(
         model, nodes.scale_images(x_test), y_test, [str(i) for i in range(10)]
     )
-    assert set(metrics) == {"test_loss", "test_accuracy"}
+    assert set(metrics) == {"final_model_test_loss", "final_model_test_accuracy"}
     assert confusion.shape == (10, 10) and confusion.to_numpy().sum() == 50
     assert per_class["support"].sum() == 50
+    best_metrics = nodes.evaluate_best_checkpoint(best, nodes.scale_images(x_test), y_test)
+    assert set(best_metrics) == {"best_checkpoint_test_loss", "best_checkpoint_test_accuracy"}
 
 
-@pytest.mark.parametrize("key, value", [("epochs", 0), ("batch_size", -1), ("epochs", 1.5)])
-def test_bad_epochs_or_batch_size_fail_before_training(arrays, key, value):
+def test_the_books_setting_trains_on_every_image_without_validation(arrays, tmp_path):
     x_train, y_train, _, _ = arrays
-    with pytest.raises(ValueError, match=f"training.{key} must be a positive integer"):
-        nodes.train_model(nodes.scale_images(x_train), y_train, {**TRAINING, key: value})
-
-
-def test_the_books_setting_trains_on_every_image_without_validation(arrays):
-    x_train, y_train, _, _ = arrays
-    book = {**TRAINING, "validation_split": 0.0, "checkpoint_monitor": "loss"}
-    model, best, history = nodes.train_model(nodes.scale_images(x_train), y_train, book)
+    book = _training()  # conf/base: validation_split 0, checkpoint_monitor loss
+    model, best, history, _ = nodes.train_model(
+        nodes.scale_images(x_train), y_train, book, TrainingState(tmp_path / "state")
+    )
     assert set(history) == {"loss", "accuracy"}
-    assert int(model.optimizer.iterations) == -(-len(x_train) // book["batch_size"])
+    assert int(model.optimizer.iterations) == -(-len(x_train) // book.batch_size)
     assert best.count_params() == model.count_params()
 
 
-def test_a_validation_monitor_without_validation_data_fails_before_training(arrays):
-    x_train, y_train, _, _ = arrays
-    no_validation = {**TRAINING, "validation_split": 0.0, "checkpoint_monitor": "val_loss"}
-    with pytest.raises(ValueError, match="no validation data: set training.validation_split"):
-        nodes.train_model(nodes.scale_images(x_train), y_train, no_validation)
+def test_a_validation_monitor_without_validation_data_is_refused():
+    with pytest.raises(ParameterError, match="no validation data: set validation_split"):
+        _training(validation_split=0.0, checkpoint_monitor="val_loss")

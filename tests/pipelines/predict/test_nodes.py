@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from convnets.parameters import CatsVsDogsData, Predict
 from convnets.pipelines.predict import nodes
-from tests.conftest import jpeg_bytes
+from tests.conftest import jpeg_bytes, typed_parameters
 
-PREDICT = {"class_names": ["cat", "dog"], "threshold": 0.5, "grid_images": 4}
+DATA = typed_parameters(CatsVsDogsData, "cats_vs_dogs")
+PREDICT = typed_parameters(Predict, "predict", grid_images=4)
 
 
 def _loader(content: bytes):
@@ -43,7 +45,7 @@ def test_every_file_gets_a_row_and_unreadable_ones_an_error(brightness_model):
         "broken.jpg": _loader(b"not an image"),
         "cut.jpg": _loader(jpeg_bytes(1, size=64)[:200]),
     }
-    table, metrics, figure = nodes.predict_images(images, brightness_model, PREDICT)
+    table, metrics, figure = nodes.predict_images(images, brightness_model, DATA, PREDICT)
     by_file = table.set_index("file")
     assert list(table.file) == sorted(images)
     assert by_file.loc["dog.1.jpg", "label"] == "dog"
@@ -60,13 +62,13 @@ def test_every_file_gets_a_row_and_unreadable_ones_an_error(brightness_model):
 
 def test_an_empty_folder_says_where_pictures_go(brightness_model):
     with pytest.raises(ValueError, match="predict_dir"):
-        nodes.predict_images({}, brightness_model, PREDICT)
+        nodes.predict_images({}, brightness_model, DATA, PREDICT)
 
 
 def test_the_grid_shows_pictures_from_across_the_folder(brightness_model):
     images = {f"cat.{i}.jpg": _loader(_solid_jpeg(5)) for i in range(10)}
     images.update({f"dog.{i}.jpg": _loader(_solid_jpeg(250)) for i in range(10)})
-    _, _, figure = nodes.predict_images(images, brightness_model, PREDICT)
+    _, _, figure = nodes.predict_images(images, brightness_model, DATA, PREDICT)
     titles = [axis.get_title() for axis in figure.axes if axis.images]
     assert len(titles) == 4
     assert any(title.startswith("cat") for title in titles)

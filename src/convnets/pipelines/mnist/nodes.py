@@ -11,8 +11,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from convnets.models import build_mnist_convnet
-from convnets.reporting import classification_tables, plot_confusion_matrix, test_metrics
-from convnets.training import compile_model, fit_with_best_checkpoint, precision_policy
+from convnets.parameters import MnistTraining
+from convnets.reporting import classification_tables, evaluation_metrics, plot_confusion_matrix
+from convnets.training import (
+    TrainingState,
+    compile_model,
+    fit_with_best_checkpoint,
+    precision_policy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,28 +46,48 @@ def scale_images(images: np.ndarray) -> np.ndarray:
 
 
 def train_model(
-    x_train: np.ndarray, y_train: np.ndarray, training: dict[str, Any]
-) -> tuple[keras.Model, keras.Model, dict[str, list[float]]]:
-    """Training: listing 8.1's convnet fitted as in listing 8.2."""
-    keras.utils.set_random_seed(training.get("seed", 0))
-    with precision_policy(training.get("precision", "float32")):
-        model = build_mnist_convnet(
-            input_shape=x_train.shape[1:], num_classes=training["num_classes"]
-        )
+    x_train: np.ndarray, y_train: np.ndarray, training: MnistTraining, state: TrainingState
+) -> tuple[keras.Model, keras.Model, dict[str, list[float]], dict[str, str]]:
+    """Training: listing 8.1's convnet fitted as in listing 8.2, resumable from ``state``."""
+    keras.utils.set_random_seed(training.seed)
+    with precision_policy(training.precision):
+        model = build_mnist_convnet(input_shape=x_train.shape[1:], num_classes=training.num_classes)
     compile_model(model, training)
-    model, best_model, history = fit_with_best_checkpoint(
-        model, training, x_train, y_train, state_dir=training.get("state_dir")
+    return fit_with_best_checkpoint(
+        model,
+        training,
+        x_train,
+        y_train,
+        batch_size=training.batch_size,
+        validation_split=training.validation_split,
+        state=state,
     )
-    return model, best_model, history
 
 
-def evaluate_model(
+def _score(model: keras.Model, x_test: np.ndarray, y_test: np.ndarray) -> tuple[float, float]:
+    test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
+    return float(test_loss), float(test_accuracy)
+
+
+def evaluate_final_model(
     model: keras.Model, x_test: np.ndarray, y_test: np.ndarray, class_names: list[str]
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, Figure]:
-    """Evaluation: test loss and accuracy (listing 8.3), per-class metrics, confusion matrix."""
-    test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
+    """Evaluation: the model after the last epoch, as the book scores it (listing 8.3).
+
+    Also its per-class precision and recall and its confusion matrix.
+    """
+    test_loss, test_accuracy = _score(model, x_test, y_test)
     predicted = np.argmax(model.predict(x_test, verbose=0), axis=1)
     confusion, per_class = classification_tables(y_test, predicted, class_names)
-    logger.info("Test accuracy %.4f, test loss %.4f", test_accuracy, test_loss)
-    metrics = test_metrics(test_loss, test_accuracy)
+    logger.info("Model after the last epoch: test accuracy %.4f", test_accuracy)
+    metrics = evaluation_metrics("final_model", test_loss, test_accuracy)
     return metrics, confusion, per_class, plot_confusion_matrix(confusion, "MNIST test set")
+
+
+def evaluate_best_checkpoint(
+    model: keras.Model, x_test: np.ndarray, y_test: np.ndarray
+) -> dict[str, Any]:
+    """Evaluation: the best checkpoint (``checkpoint_monitor``), beside the book's score."""
+    test_loss, test_accuracy = _score(model, x_test, y_test)
+    logger.info("Best checkpoint: test accuracy %.4f", test_accuracy)
+    return evaluation_metrics("best_checkpoint", test_loss, test_accuracy)

@@ -6,14 +6,12 @@ from convnets.pipelines import training_report
 from convnets.pipelines.mnist import nodes
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(namespace: str = "mnist", raw_dataset: str = "mnist_raw") -> Pipeline:
     """MNIST digits under the ``mnist`` namespace; reuse it for another keras-format npz.
 
-    ``raw_dataset`` names the catalog entry of the npz (``mnist_raw`` by default), so
-    the same nodes serve Fashion-MNIST under another namespace.
+    ``raw_dataset`` names the catalog entry of the npz, so the same nodes serve
+    Fashion-MNIST under another namespace.
     """
-    namespace = kwargs.get("namespace", "mnist")
-    raw_dataset = kwargs.get("raw_dataset", "mnist_raw")
     template = pipeline(
         [
             node(
@@ -39,21 +37,28 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.train_model,
-                inputs=["x_train", "y_train", "params:training"],
-                outputs=["model_keras", "best_checkpoint_keras", "history"],
+                inputs=["x_train", "y_train", "params:training", "training_state"],
+                outputs=["model_keras", "best_checkpoint_keras", "history", "training_tags"],
                 name="train_model",
                 tags="training",
             ),
             node(
-                nodes.evaluate_model,
+                nodes.evaluate_final_model,
                 inputs=["model_keras", "x_test", "y_test", "params:class_names"],
                 outputs=[
-                    "test_metrics",
+                    "final_model_test_metrics",
                     "confusion_matrix",
                     "per_class_metrics",
                     "confusion_matrix_plot",
                 ],
-                name="evaluate_model",
+                name="evaluate_final_model",
+                tags="evaluation",
+            ),
+            node(
+                nodes.evaluate_best_checkpoint,
+                inputs=["best_checkpoint_keras", "x_test", "y_test"],
+                outputs="best_checkpoint_test_metrics",
+                name="evaluate_best_checkpoint",
                 tags="evaluation",
             ),
         ]

@@ -6,7 +6,6 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from typing import Any
 
 import keras
 import numpy as np
@@ -16,6 +15,7 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from PIL import Image
 
+from convnets.parameters import CatsVsDogsData, Predict
 from convnets.reporting import as_mlflow_metrics
 
 logger = logging.getLogger(__name__)
@@ -31,13 +31,18 @@ def _as_input(image: Image.Image, image_size: tuple[int, int]) -> np.ndarray:
 
 
 def predict_images(
-    images: dict[str, Callable[[], Image.Image]], model: keras.Model, predict: dict[str, Any]
+    images: dict[str, Callable[[], Image.Image]],
+    model: keras.Model,
+    data: CatsVsDogsData,
+    predict: Predict,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, float]], Figure]:
     """Probability of dog for every picture; unreadable files are reported, not fatal.
 
-    Returns the table (file, probability_dog, label, true_label, error), the
-    accuracy on the files whose Kaggle-style name gives their label (as MLflow
-    metrics, empty when none do), and a grid of pictures spread over the folder.
+    A probability above ``cats_vs_dogs.decision_threshold`` means the second class, as
+    in the models' evaluation. Returns the table (file, probability_dog, label,
+    true_label, error), the accuracy on the files whose Kaggle-style name gives their
+    label (as MLflow metrics, empty when none do), and a grid of pictures spread over
+    the folder.
     """
     if not images:
         raise ValueError(
@@ -45,7 +50,7 @@ def predict_images(
             "--params=predict_dir=<folder> (default data/01_raw/predict/)."
         )
     image_size = tuple(model.input_shape[1:3])
-    class_names = list(predict["class_names"])
+    class_names = list(data.classes)
     rows, pending = [], []
 
     def classify(pending: list[tuple[int, np.ndarray]]) -> None:
@@ -53,7 +58,7 @@ def predict_images(
         probabilities = model.predict(np.stack([a for _, a in pending]), verbose=0)[:, 0]
         for (row, _), probability in zip(pending, probabilities, strict=True):
             rows[row]["probability_dog"] = float(probability)
-            above = probability > predict.get("threshold", 0.5)
+            above = probability > data.decision_threshold
             rows[row]["label"] = class_names[1] if above else class_names[0]
         pending.clear()
 
@@ -91,7 +96,7 @@ def predict_images(
     logger.info("Classified %d pictures, %d unreadable", readable.sum(), (~readable).sum())
     # Grid pictures spread over the sorted readable files, so cat.N and dog.N both show.
     classified = table[readable]
-    count = min(predict.get("grid_images", 16), len(classified))
+    count = min(predict.grid_images, len(classified))
     shown = classified.iloc[np.unique(np.linspace(0, len(classified) - 1, count).astype(int))]
     return table, metrics, _prediction_grid(shown, {name: images[name]() for name in shown.file})
 

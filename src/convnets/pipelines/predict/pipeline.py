@@ -1,4 +1,4 @@
-"""The predict pipeline: ``kedro run --pipeline=predict``."""
+"""The predict pipeline: ``kedro run --pipelines=predict``."""
 
 from kedro.pipeline import Pipeline, node, pipeline
 
@@ -6,12 +6,12 @@ from convnets.pipelines.predict import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Classify every picture of ``predict_images`` with ``predict_model``."""
+    """Classify every picture of ``predict_pictures`` with ``predict_model``."""
     return pipeline(
         [
             node(
                 nodes.predict_images,
-                inputs=["pictures", "model", "params:predict"],
+                inputs=["pictures", "model", "params:cats_vs_dogs", "params:predict"],
                 outputs=["predictions", "metrics", "predictions_plot"],
                 name="predict_images",
                 tags="prediction",
@@ -19,5 +19,5 @@ def create_pipeline(**kwargs) -> Pipeline:
         ],
         namespace="predict",
         inputs={"pictures": "predict_pictures", "model": "predict_model"},
-        parameters={"params:predict": "params:predict"},
+        parameters={"params:cats_vs_dogs", "params:predict"},
     )

@@ -1,9 +1,8 @@
-"""Nodes every model pipeline ends with: metric histories, curves, MLflow models."""
+"""The reporting stage every model pipeline ends with."""
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from convnets.reporting import report_training
-from convnets.training import log_models
+from convnets.pipelines.training_report import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -15,14 +14,14 @@ def create_pipeline(**kwargs) -> Pipeline:
     return pipeline(
         [
             node(
-                report_training,
+                nodes.report_training,
                 inputs=["history", "params:title"],
                 outputs=["training_history", "training_curves_plot"],
                 name="report_training",
                 tags="evaluation",
             ),
             node(
-                log_models,
+                nodes.log_models,
                 inputs=["model_keras", "best_checkpoint_keras"],
                 outputs=["mlflow_model", "mlflow_best_checkpoint"],
                 name="log_mlflow_models",

@@ -1,8 +1,9 @@
-"""Tables and metric formats shared by the evaluation nodes."""
+"""The reporting nodes, and the tables and metric formats they share with evaluation."""
 
 import numpy as np
 
-from convnets.reporting import classification_tables, report_training
+from convnets.pipelines.training_report.nodes import report_training
+from convnets.reporting import classification_tables, evaluation_metrics
 
 
 def test_classification_tables_count_and_divide_correctly():
@@ -33,3 +34,11 @@ def test_report_training_uses_one_based_epochs_as_steps():
     assert set(metrics) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert metrics["val_loss"] == [{"step": 1, "value": 1.0}, {"step": 2, "value": 0.8}]
     assert len(figure.axes) == 2
+
+
+def test_test_metrics_carry_the_models_name():
+    metrics = evaluation_metrics("best_checkpoint", 0.25, 0.875)
+    assert metrics == {
+        "best_checkpoint_test_loss": {"value": 0.25, "step": 0},
+        "best_checkpoint_test_accuracy": {"value": 0.875, "step": 0},
+    }

@@ -47,6 +47,7 @@ class KerasModelSourceDataset(AbstractDataset[None, Any]):
             return saved.load()
         except DatasetError as exc:
             raise DatasetError(
-                f"No trained model at {self._filepath}: run `kedro run --pipeline=catdog` first, "
+                f"No trained model at {self._filepath}: train it first (kedro run "
+                "--pipelines=catdog, or the pipeline --params=predict_model=<name> names), "
                 "or pass an MLflow model with --params=model_uri=models:/<model_id>."
             ) from exc

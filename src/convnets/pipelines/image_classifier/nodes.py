@@ -121,9 +121,9 @@ def _batches(images: ImageArrayFile, batch_size: int, seed: int | None) -> tf.da
     """Batches of (uint8 images, int32 labels) read from ``images``; shuffled with a seed.
 
     Pixels stay uint8: the model's float32 ``Input`` casts them inside the training
-    step (3 M values a batch, beside a step of about 1.6 s here). Casting here halved
-    the pipeline's throughput (about 3,700 against 7,000 images/s, measured beside a
-    training run) and made every prefetched batch four times larger.
+    step, where the cast is negligible beside the convolutions. Casting here slows
+    the pipeline and makes every prefetched batch four times larger
+    (docs/benchmarks.md).
     """
     order = tf.data.Dataset.range(len(images))
     if seed is not None:
@@ -192,8 +192,8 @@ def _score(
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Labels, predicted classes, binary cross-entropy and accuracy over ``test_ds``.
 
-    One predict() rather than evaluate() plus predict_on_batch per batch (which
-    re-runs the model on every image and took 10 s on 200 images here).
+    One predict() gives both, rather than evaluate() and then predictions, which
+    would run the model over the test pictures twice.
     """
     labels = np.concatenate([batch_labels.numpy() for _, batch_labels in test_ds])
     probabilities = model.predict(test_ds.map(lambda images, _: images), verbose=0)[:, 0]

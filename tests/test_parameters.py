@@ -79,6 +79,14 @@ def test_an_invalid_section_raises_its_explanation_when_used():
             "catdog.training.precision: Input should be 'float32'",
         ),
         (Training, "catdog.training", {"epoch": 3}, "catdog.training.epoch: Extra inputs"),
+        (MnistTraining, "mnist.training", {"batch_size": -1}, "mnist.training.batch_size"),
+        (MnistTraining, "mnist.training", {"epochs": 1.5}, "mnist.training.epochs"),
+        (
+            CatsVsDogsData,
+            "cats_vs_dogs",
+            {"subsets": {"train": {"size": "ten"}}},
+            "cats_vs_dogs.subsets.train.size",
+        ),
         (
             CatsVsDogsData,
             "cats_vs_dogs",
@@ -114,3 +122,10 @@ def test_the_suggested_params_string_sets_the_key_that_failed():
         90,
         90,
     )
+
+
+def test_a_missing_subset_is_named():
+    value = conf_parameters()["cats_vs_dogs"]
+    del value["subsets"]["validation"]
+    with pytest.raises(ParameterError, match=r"cats_vs_dogs\.subsets\.validation: Field required"):
+        parse(CatsVsDogsData, "cats_vs_dogs", value)

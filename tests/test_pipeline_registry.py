@@ -1,11 +1,15 @@
-"""The starter's shape: one pipeline per package, node functions only in pipelines/."""
+"""The registry: one pipeline per package, node functions only in pipelines/, and
+--env=quick shortening every training pipeline, not only the one its author tried."""
 
 import importlib
 import pkgutil
 
+import pytest
+
 import convnets
 import convnets.pipelines
-from convnets.pipeline_registry import register_pipelines
+from convnets.pipeline_registry import TRAINING_PIPELINES, register_pipelines
+from tests.conftest import conf_parameters
 
 LIBRARY_PACKAGES = ("convnets.pipelines",)
 
@@ -47,3 +51,23 @@ def test_library_modules_define_no_node_used_by_a_pipeline():
         for value in vars(module).values():
             if callable(value) and getattr(value, "__module__", None) == module.__name__:
                 assert value not in node_functions, f"{module.__name__}.{value.__name__}"
+
+
+def test_the_training_pipelines_are_the_registered_ones_with_a_training_section():
+    pipelines = register_pipelines()
+    trained = {
+        name
+        for name, pipeline in pipelines.items()
+        if name != "__default__" and f"params:{name}.training" in pipeline.inputs()
+    }
+    assert trained == set(TRAINING_PIPELINES)
+
+
+@pytest.mark.parametrize("name", TRAINING_PIPELINES)
+def test_quick_trains_fewer_epochs_than_base(name):
+    base = conf_parameters()[name]["training"]
+    quick = conf_parameters("quick")[name]["training"]
+    assert quick["epochs"] < base["epochs"]
+    assert {key: value for key, value in quick.items() if key != "epochs"} == {
+        key: value for key, value in base.items() if key != "epochs"
+    }

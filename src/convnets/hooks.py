@@ -23,11 +23,12 @@ class ParameterHook:
     """Reports every parameter section of the run that Kedro could not parse.
 
     Kedro's parameter validation parses each ``params:`` input into the model its
-    node declares, but stops at the first section and names only that section. The
-    models keep a failure as ``InvalidParameters`` instead (``convnets.parameters``),
-    and this hook raises one ``ParameterError`` that names each bad key in full with
-    a ``--params=`` that fixes it, before any node and before kedro-mlflow opens a
-    run that the error would leave RUNNING.
+    node declares; its error names the section and then pydantic's own report, with
+    keys relative to the section and no fix. The models keep a failure as
+    ``InvalidParameters`` instead (``convnets.parameters``), and this hook raises one
+    ``ParameterError`` that names each bad key in full with a ``--params=`` that fixes
+    it, before any node and before kedro-mlflow opens a run that the error would
+    leave RUNNING.
     """
 
     @hook_impl(tryfirst=True)

@@ -1,12 +1,17 @@
 """The model builders match the book's listings, checked by parameter counts."""
 
+import keras
+import numpy as np
 import pytest
 
 from convnets.models import (
     build_catdog_convnet,
     build_catdog_convnet_augmented,
+    build_catdog_convnet_fast,
     build_catdog_model,
     build_mnist_convnet,
+    horizontal_flip,
+    with_flip_averaging,
 )
 from convnets.parameters import Architecture
 from tests.conftest import typed_parameters
@@ -39,3 +44,54 @@ def test_augmented_model_has_augmentation_and_dropout_and_baseline_has_neither()
     baseline = {layer.__class__.__name__ for layer in build_catdog_convnet((180, 180)).layers}
     assert {"Sequential", "Dropout"} <= augmented
     assert not {"Sequential", "Dropout"} & baseline
+
+
+FAST = {"dropout": 0.3, "rotation": 0.1, "zoom": 0.2}
+
+
+@pytest.mark.parametrize(
+    "block, widths, convolution, parameters",
+    [
+        # plain + standard is listing 8.16's convnet with batch normalisation and a
+        # global-average-pooling head: the book's 991,041 less Flatten's dense weights.
+        ("plain", (32, 64, 128, 256, 256), "standard", 980_961),
+        ("plain", (32, 64, 128, 256, 256), "separable", 116_929),
+        ("residual", (32, 32, 64, 128, 256), "standard", 1_229_249),
+        ("residual", (32, 32, 64, 128, 256), "separable", 187_297),
+    ],
+)
+def test_fast_convnet_variants(block, widths, convolution, parameters):
+    model = build_catdog_convnet_fast(
+        (128, 128), widths=widths, block=block, convolution=convolution, **FAST
+    )
+    assert model.count_params() == parameters
+    assert model.output_shape == (None, 1)
+    names = {layer.__class__.__name__ for layer in model.layers}
+    assert {"BatchNormalization", "GlobalAveragePooling2D", "Dropout"} <= names
+    assert ("SeparableConv2D" in names) == (convolution == "separable")
+    assert ("Add" in names) == (block == "residual")
+
+
+def test_the_fast_recipe_in_conf_builds():
+    architecture = typed_parameters(Architecture, "catdog_fast.architecture")
+    model = build_catdog_model((128, 128), architecture.root)
+    assert model.name == "catdog_convnet_fast" and model.output_shape == (None, 1)
+
+
+def test_horizontal_flip_mirrors_exactly():
+    images = np.random.default_rng(0).integers(0, 256, (2, 6, 7, 3)).astype("float32")
+    flipped = horizontal_flip((6, 7))(images).numpy()
+    np.testing.assert_array_equal(flipped, images[:, :, ::-1, :])
+
+
+def test_flip_averaging_survives_saving_and_loading(tmp_path):
+    model = build_catdog_convnet_fast(
+        (16, 20), widths=(4, 8), block="plain", convolution="standard", **FAST
+    )
+    averaged = with_flip_averaging(model)
+    images = np.random.default_rng(1).integers(0, 256, (3, 16, 20, 3)).astype("float32")
+    expected = (model.predict(images, verbose=0) + model.predict(images[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(averaged.predict(images, verbose=0), expected, atol=1e-6)
+    averaged.save(tmp_path / "averaged.keras")
+    loaded = keras.models.load_model(tmp_path / "averaged.keras")  # built-in layers only
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-6)

@@ -13,6 +13,7 @@ from convnets.parameters import (
     ParameterError,
     Predict,
     Training,
+    TrainingCost,
     parse,
 )
 from tests.conftest import conf_parameters, typed_parameters
@@ -22,7 +23,7 @@ SECTIONS = [
     (Predict, "predict"),
     *[
         (annotation, f"{model}.{section}")
-        for model in ("catdog", "catdog_baseline")
+        for model in ("catdog", "catdog_baseline", "catdog_fast")
         for annotation, section in (
             (ImageInput, "input"),
             (Architecture, "architecture"),
@@ -30,6 +31,7 @@ SECTIONS = [
         )
     ],
     *[(MnistTraining, f"{model}.training") for model in ("mnist", "fashion_mnist")],
+    (TrainingCost, "catdog_fast.cost"),
 ]
 
 
@@ -80,6 +82,30 @@ def test_an_invalid_section_raises_its_explanation_when_used():
         ),
         (Training, "catdog.training", {"epoch": 3}, "catdog.training.epoch: Extra inputs"),
         (MnistTraining, "mnist.training", {"batch_size": -1}, "mnist.training.batch_size"),
+        (
+            Training,
+            "catdog_fast.training",
+            {"epochs": 30, "validation_freq": 4},
+            "catdog_fast.training.validation_freq: epochs \\(30\\) must be a multiple",
+        ),
+        (
+            Training,
+            "catdog_fast.training",
+            {"optimizer": {"schedule": "constant"}},
+            "catdog_fast.training.optimizer.warmup_epochs: a warm-up needs schedule: cosine",
+        ),
+        (
+            Architecture,
+            "catdog_fast.architecture",
+            {"block": "dense"},
+            "catdog_fast.architecture.block: Input should be 'plain' or 'residual'",
+        ),
+        (
+            Architecture,
+            "catdog_fast.architecture",
+            {"widths": []},
+            "catdog_fast.architecture.widths",
+        ),
         (MnistTraining, "mnist.training", {"epochs": 1.5}, "mnist.training.epochs"),
         (
             CatsVsDogsData,

@@ -20,7 +20,8 @@ from pydantic import (
     RootModel,
     StrictInt,
     ValidationError,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
 # Strict: a YAML true or 2.5 is not a count of epochs.
@@ -123,9 +124,26 @@ class ConvnetAugmented(Params):
     augmentation: Augmentation
 
 
+class ConvnetFast(Params):
+    """``catdog_fast``: chapter 9's patterns on the book's convnet, chosen by measurement.
+
+    Batch normalisation after every convolution, global average pooling, optionally
+    residual blocks and separable convolutions; test-time flip averaging built into
+    the saved model when ``flip_averaging`` is on.
+    """
+
+    name: Literal["convnet_fast"]
+    widths: Annotated[tuple[PositiveInt, ...], Field(min_length=1)]  # filters per stage
+    block: Literal["plain", "residual"]  # plain: conv-BN-ReLU; residual: 2 convs + shortcut
+    convolution: Literal["standard", "separable"]  # separable: all but the first conv
+    dropout: UnitInterval
+    augmentation: Augmentation
+    flip_averaging: bool  # predict with the mean over the picture and its mirror image
+
+
 class Architecture(
     _ReportsInvalid,
-    RootModel[Annotated[Convnet | ConvnetAugmented, Field(discriminator="name")]],
+    RootModel[Annotated[Convnet | ConvnetAugmented | ConvnetFast, Field(discriminator="name")]],
 ):
     """``<model>.architecture``: which builder of ``convnets.models``; ``root`` is it."""
 
@@ -135,17 +153,53 @@ class Architecture(
 Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]
 
 
+class Optimizer(Params):
+    """An optimizer with a learning-rate schedule; a bare name keeps Keras' defaults."""
+
+    name: Literal["adam", "adamw", "rmsprop", "sgd"]
+    learning_rate: Annotated[float, Field(gt=0.0)]  # the peak, after warm-up
+    weight_decay: Annotated[float, Field(ge=0.0)]  # decoupled (AdamW) or Keras' own
+    schedule: Literal["constant", "cosine"]  # cosine: decays to 0 at the last epoch
+    warmup_epochs: Annotated[float, Field(ge=0.0)]  # linear warm-up from 0 (cosine only)
+
+    @field_validator("warmup_epochs")
+    @classmethod
+    def _warmup_needs_a_schedule(cls, warmup: float, info: ValidationInfo) -> float:
+        if warmup and info.data.get("schedule") == "constant":
+            raise ValueError("a warm-up needs schedule: cosine (or warmup_epochs: 0)")
+        return warmup
+
+
+class Loss(Params):
+    """A loss with options; a bare name is the Keras loss as it comes."""
+
+    name: Literal["binary_crossentropy"]
+    label_smoothing: UnitInterval
+
+
 class Training(Section):
     """``<model>.training``: compile and fit options shared by every model pipeline."""
 
-    optimizer: str
-    loss: str
+    optimizer: str | Optimizer  # "rmsprop" (the book) or a mapping
+    loss: str | Loss
     epochs: PositiveInt
+    validation_freq: PositiveInt  # validate every n-th epoch (Keras' validation_freq)
     checkpoint_monitor: Literal["loss", "accuracy", "val_loss", "val_accuracy"]
     early_stopping_patience: PositiveInt | None  # null: off
     seed: StrictInt  # keras.utils.set_random_seed: weights, dropout, augmentation
     precision: Precision
     jit_compile: bool
+
+    @field_validator("validation_freq")
+    @classmethod
+    def _last_epoch_is_validated(cls, every: int, info: ValidationInfo) -> int:
+        epochs = info.data.get("epochs")
+        if epochs and epochs % every:
+            raise ValueError(
+                f"epochs ({epochs}) must be a multiple of validation_freq, so that the "
+                "last epoch is validated"
+            )
+        return every
 
 
 class MnistTraining(Training):
@@ -155,15 +209,23 @@ class MnistTraining(Training):
     batch_size: PositiveInt
     validation_split: UnitInterval
 
-    @model_validator(mode="after")
-    def _monitor_needs_validation(self) -> MnistTraining:
-        if self.checkpoint_monitor.startswith("val_") and self.validation_split == 0:
+    @field_validator("validation_split")
+    @classmethod
+    def _monitor_needs_validation(cls, split: float, info: ValidationInfo) -> float:
+        monitor = info.data.get("checkpoint_monitor", "")
+        if monitor.startswith("val_") and split == 0:
             raise ValueError(
-                f"checkpoint_monitor is {self.checkpoint_monitor!r} but validation_split is 0, "
-                "so there is no validation data: set validation_split above 0, or "
-                "checkpoint_monitor to a training metric (loss, accuracy)"
+                f"checkpoint_monitor is {monitor!r} but there is no validation data: set "
+                "validation_split above 0, or checkpoint_monitor to a training metric "
+                "(loss, accuracy)"
             )
-        return self
+        return split
+
+
+class TrainingCost(Section):
+    """``<model>.cost``: how the training cost is measured, in book-epoch equivalents."""
+
+    book_reference_steps: PositiveInt  # steps of the book's recipe timed in the run
 
 
 class Predict(Section):
@@ -177,41 +239,60 @@ class ParameterError(ValueError):
     """Parameters that cannot be used, each named by its full key with a fix to copy."""
 
 
-def _key_path(loc: tuple[Any, ...], value: Any) -> list[str]:
-    """The keys of ``loc`` as written in conf/; the union tags pydantic inserts are dropped."""
+def _key_path(loc: tuple[Any, ...], value: Any, missing: bool) -> list[str]:
+    """The keys of ``loc`` as written in conf/.
+
+    Pydantic also puts the tags and member types of unions in ``loc``
+    (``convnet_augmented``, ``str``, ``Optimizer``): a part that is not a key of the
+    value there is dropped, but for the last part of a missing-key error.
+    """
     keys = []
-    for part in loc:
-        if isinstance(value, Mapping) and part not in value and part == value.get("name"):
-            continue  # the tag of a tagged union, such as "convnet_augmented"
-        keys.append(str(part))
+    for position, part in enumerate(loc):
+        last = position == len(loc) - 1
         if isinstance(value, Mapping):
-            value = value.get(part)
+            if part in value or (missing and last):
+                keys.append(str(part))
+                value = value.get(part)
         elif isinstance(value, list | tuple) and isinstance(part, int) and part < len(value):
+            keys.append(str(part))
             value = value[part]
-        else:
-            value = None
     return keys
 
 
+# Errors from the branch of a ``str | Model`` union that the value was not meant for.
+_MODEL_BRANCH = ("model_type", "model_attributes_type", "dict_type")
+
+
+def _relevant(problem: dict[str, Any]) -> bool:
+    given = problem.get("input")
+    if problem["type"] == "string_type" and isinstance(given, Mapping):
+        return False  # a mapping was given: the error of the string branch is noise
+    return not (problem["type"] in _MODEL_BRANCH and not isinstance(given, Mapping))
+
+
 def describe_errors(section: str, value: Any, error: ValidationError) -> list[str]:
-    """One line per problem: ``<full key>: <what is wrong> (got ...). Try --params=...``."""
+    """One line per problem: ``<full key>: <what is wrong> (got ...). Fix: --params=...``."""
     lines = []
-    for problem in error.errors(include_url=False):
-        path = _key_path(problem["loc"], value)
+    for problem in filter(_relevant, error.errors(include_url=False)):
+        path = _key_path(problem["loc"], value, missing=problem["type"] == "missing")
         given = problem.get("input")
         if problem["type"].startswith("union_tag"):
             path.append("name")
             given = given.get("name") if isinstance(given, Mapping) else given
         key = ".".join([section, *path])
         message = problem["msg"].removeprefix("Value error, ")
-        got = "" if problem["type"] == "missing" else f" (got {given!r})"
+        got = (
+            ""
+            if problem["type"] == "missing" or isinstance(given, Mapping)
+            else f" (got {given!r})"
+        )
         # A list item is set whole on the command line: image_size=[180,180].
         settable = [section, *(part for part in path if not part.isdigit())]
         hint = f"--params={'.'.join(settable)}=<value>"
         if problem["type"] == "extra_forbidden":
             hint = f"remove {key} from conf/ or --params"
         lines.append(f"{key}: {message}{got}. Fix: {hint}")
-    return lines
+    return list(dict.fromkeys(lines))
 
 
 def parse(model: type, section: str, value: Any) -> Any:

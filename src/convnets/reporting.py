@@ -11,7 +11,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+# Per-epoch values logged as MLflow metric histories (epoch_time_s: wall time, s).
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time_s")
 
 
 def plot_training_curves(history: dict[str, list[float]], title: str) -> Figure:

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import shutil
 import tempfile
 import time
@@ -16,31 +17,105 @@ from typing import Any
 
 import keras
 
-from convnets.parameters import Training
+from convnets.parameters import Loss, Optimizer, Training
 
 logger = logging.getLogger(__name__)
 
 
-class EpochLogger(keras.callbacks.Callback):
-    """Logs one line per epoch through ``logging`` (Keras' own bar prints to stdout)."""
+EPOCH_TIME = "epoch_time_s"  # wall time of each epoch, validation included, in the history
 
-    def __init__(self, epochs: int) -> None:
+
+class EpochLogger(keras.callbacks.Callback):
+    """Logs one line per epoch through ``logging`` and adds the epoch's wall time to its logs.
+
+    Listed before ``CSVLogger``, so the time is kept in the history, resumed runs too.
+    """
+
+    def __init__(self, epochs: int, every_epoch: tuple[str, ...] = ()) -> None:
         super().__init__()
         self._epochs = epochs
+        self._every_epoch = every_epoch  # NaN where an epoch has none (validation_freq > 1)
         self._started = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        metrics = " ".join(f"{key}={value:.4f}" for key, value in (logs or {}).items())
         elapsed = time.perf_counter() - self._started
+        metrics = " ".join(f"{key}={value:.4f}" for key, value in (logs or {}).items())
         logger.info("Epoch %d/%d %s (%.1f s)", epoch + 1, self._epochs, metrics, elapsed)
+        if logs is not None:
+            logs[EPOCH_TIME] = elapsed
+            for key in self._every_epoch:
+                logs.setdefault(key, float("nan"))
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """``EarlyStopping`` that continues counting from the history of a resumed run.
+
+    ``BackupAndRestore`` restores weights, optimizer and epoch but not this callback's
+    count of epochs without improvement, so a resumed run would stop later than an
+    uninterrupted one. The count and the best value are rebuilt from the history.
+    """
+
+    def __init__(self, previous: list[float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._previous = previous
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        for epoch, value in enumerate(self._previous):
+            if math.isnan(value):
+                continue  # not validated that epoch: Keras' callback skips it too
+            if self._is_improvement(value, self.best):
+                self.best, self.best_epoch, self.wait = value, epoch, 0
+            else:
+                self.wait += 1
 
 
 # Training options added after the first release, with their usual values: left out
 # of the fingerprint at that value, so older resume states stay valid.
-OPTION_DEFAULTS = {"precision": "float32", "jit_compile": False}
+OPTION_DEFAULTS = {"precision": "float32", "jit_compile": False, "validation_freq": 1}
+
+
+def _learning_rate(optimizer: Optimizer, steps_per_epoch: int, epochs: int) -> Any:
+    """The peak rate, or a cosine decay to 0 over the training after a linear warm-up."""
+    if optimizer.schedule == "constant":
+        return optimizer.learning_rate
+    total = steps_per_epoch * epochs
+    warmup = round(optimizer.warmup_epochs * steps_per_epoch)
+    if warmup == 0:
+        return keras.optimizers.schedules.CosineDecay(optimizer.learning_rate, total)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=max(1, total - warmup),
+        warmup_target=optimizer.learning_rate,
+        warmup_steps=warmup,
+    )
+
+
+def build_optimizer(
+    optimizer: str | Optimizer, steps_per_epoch: int, epochs: int
+) -> str | keras.optimizers.Optimizer:
+    """A Keras optimizer from the parameters; a bare name is passed on as Keras takes it."""
+    if isinstance(optimizer, str):
+        return optimizer
+    rate = _learning_rate(optimizer, steps_per_epoch, epochs)
+    decay = optimizer.weight_decay or None
+    optimizer_class = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "rmsprop": keras.optimizers.RMSprop,
+        "sgd": keras.optimizers.SGD,
+    }[optimizer.name]
+    return optimizer_class(learning_rate=rate, weight_decay=decay)
+
+
+def build_loss(loss: str | Loss) -> str | keras.losses.Loss:
+    """A Keras loss from the parameters; a bare name is passed on as Keras takes it."""
+    if isinstance(loss, str):
+        return loss
+    return keras.losses.BinaryCrossentropy(label_smoothing=loss.label_smoothing)
 
 
 @contextlib.contextmanager
@@ -57,11 +132,18 @@ def precision_policy(name: str) -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-def compile_model(model: keras.Model, training: Training) -> keras.Model:
-    """Compile with the optimizer, loss and XLA choice (``jit_compile``) of the parameters."""
+def compile_model(
+    model: keras.Model, training: Training, steps_per_epoch: int | None = None
+) -> keras.Model:
+    """Compile with the optimizer, loss and XLA choice (``jit_compile``) of the parameters.
+
+    A learning-rate schedule needs ``steps_per_epoch`` (batches in one epoch).
+    """
+    if not isinstance(training.optimizer, str) and steps_per_epoch is None:
+        raise ValueError("A scheduled optimizer needs the number of steps per epoch")
     model.compile(
-        optimizer=training.optimizer,
-        loss=training.loss,
+        optimizer=build_optimizer(training.optimizer, steps_per_epoch or 0, training.epochs),
+        loss=build_loss(training.loss),
         metrics=["accuracy"],
         jit_compile=training.jit_compile,
     )
@@ -216,8 +298,13 @@ def fit_with_best_checkpoint(
         # One continuous history: this run logs every epoch and names the run it continues.
         tags["resumed_from_run_id"] = resumed_from
     best_so_far = None
-    if previous.get(monitor):
-        best_so_far = (max if "acc" in monitor else min)(previous[monitor])
+    seen = [value for value in previous.get(monitor, []) if not math.isnan(value)]
+    if seen:
+        best_so_far = (max if "acc" in monitor else min)(seen)
+    validated_keys = ("val_loss", "val_accuracy") if validated else ()
+    # Order matters: the checkpoint and early stopping see only the epochs that were
+    # validated; EpochLogger then adds the epoch time (and NaN for skipped validation)
+    # for CSVLogger to keep.
     callbacks = [
         keras.callbacks.BackupAndRestore(
             backup_dir=str(state.backup), delete_checkpoint=True, double_checkpoint=True
@@ -228,15 +315,16 @@ def fit_with_best_checkpoint(
             monitor=monitor,
             initial_value_threshold=best_so_far,
         ),
-        keras.callbacks.CSVLogger(str(state.history), append=True),
-        EpochLogger(epochs),
     ]
-    if training.early_stopping_patience:
+    patience = training.early_stopping_patience
+    if patience:
         callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=training.early_stopping_patience
-            )
+            ResumableEarlyStopping(previous.get(monitor, []), monitor=monitor, patience=patience)
         )
+    callbacks += [
+        EpochLogger(epochs, every_epoch=validated_keys),
+        keras.callbacks.CSVLogger(str(state.history), append=True),
+    ]
     try:
         model.fit(
             x,
@@ -245,6 +333,7 @@ def fit_with_best_checkpoint(
             batch_size=batch_size,
             validation_data=validation_data,
             validation_split=validation_split,
+            validation_freq=training.validation_freq,
             callbacks=callbacks,
             # A tf.data.Dataset is shuffled by its own pipeline; Keras warns otherwise.
             shuffle=y is not None,

@@ -48,7 +48,7 @@ def test_train_and_evaluate_both_models(arrays, tmp_path):
         nodes.scale_images(x_train), y_train, _training(**HELD_OUT), state
     )
     assert model.count_params() == 104_202
-    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s"}
     assert tags == {}
     metrics, confusion, per_class, figure = nodes.evaluate_final_model(
         model, nodes.scale_images(x_test), y_test, [str(i) for i in range(10)]
@@ -66,11 +66,14 @@ def test_the_books_setting_trains_on_every_image_without_validation(arrays, tmp_
     model, best, history, _ = nodes.train_model(
         nodes.scale_images(x_train), y_train, book, TrainingState(tmp_path / "state")
     )
-    assert set(history) == {"loss", "accuracy"}
+    assert set(history) == {"loss", "accuracy", "epoch_time_s"}
     assert int(model.optimizer.iterations) == -(-len(x_train) // book.batch_size)
     assert best.count_params() == model.count_params()
 
 
 def test_a_validation_monitor_without_validation_data_is_refused():
-    with pytest.raises(ParameterError, match="no validation data: set validation_split"):
+    with pytest.raises(
+        ParameterError,
+        match="mnist.training.validation_split: checkpoint_monitor is .val_loss. but there is no",
+    ):
         _training(validation_split=0.0, checkpoint_monitor="val_loss")

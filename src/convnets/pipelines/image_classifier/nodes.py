@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
+import resource
+import statistics
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,17 +24,25 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from convnets.datasets import DecodedImageCache, DecodedImages, ImageArrayFile, ImageFolder
-from convnets.models import build_catdog_model, build_data_augmentation
+from convnets.models import build_catdog_model, build_data_augmentation, with_flip_averaging
 from convnets.parameters import (
     SUBSET_NAMES,
     Architecture,
     CatsVsDogsData,
     ConvnetAugmented,
+    ConvnetFast,
     ImageInput,
     Training,
+    TrainingCost,
 )
-from convnets.reporting import classification_tables, evaluation_metrics, plot_confusion_matrix
+from convnets.reporting import (
+    as_mlflow_metrics,
+    classification_tables,
+    evaluation_metrics,
+    plot_confusion_matrix,
+)
 from convnets.training import (
+    EPOCH_TIME,
     TrainingState,
     compile_model,
     fit_with_best_checkpoint,
@@ -176,14 +188,95 @@ def train_model(
     training: Training,
     state: TrainingState,
 ) -> tuple[keras.Model, keras.Model, dict[str, list[float]], dict[str, str]]:
-    """Training: fit with the best-checkpoint rule of listing 8.17, resumable from ``state``."""
+    """Training: fit with the best-checkpoint rule of listing 8.17, resumable from ``state``.
+
+    With ``flip_averaging``, both returned models predict the mean over each picture
+    and its mirror image, so evaluation, ``predict`` and a served model all do it.
+    """
     keras.utils.set_random_seed(training.seed)
     image_size = tuple(train_ds.element_spec[0].shape[1:3])
+    spec = architecture.root
     with precision_policy(training.precision):
-        model = build_catdog_model(image_size, architecture.root)
-    compile_model(model, training)
-    return fit_with_best_checkpoint(
+        model = build_catdog_model(image_size, spec)
+    compile_model(model, training, steps_per_epoch=int(train_ds.cardinality()))
+    model, best, history, tags = fit_with_best_checkpoint(
         model, training, train_ds, validation_data=validation_ds, state=state
+    )
+    if isinstance(spec, ConvnetFast) and spec.flip_averaging:
+        model, best = with_flip_averaging(model), with_flip_averaging(best)
+    return model, best, history, tags
+
+
+def measure_book_epoch(
+    data: CatsVsDogsData,
+    book_input: ImageInput,
+    book: Architecture,
+    book_training: Training,
+    cost: TrainingCost,
+) -> dict[str, float]:
+    """The seconds one epoch of the book's recipe takes in this process, from a few steps.
+
+    The unit of a recipe's training cost: this machine's speed changes from process
+    to process, so the reference is timed where the recipe trains. ``book_*`` are the
+    ``catdog`` pipeline's own parameters (listing 8.16). On random pictures: the time
+    of a step does not depend on the pixels. ``benchmarks/book_epochs.py`` measures
+    full epochs side by side instead.
+    """
+    keras.utils.set_random_seed(0)
+    model = build_catdog_model(book_input.image_size, book.root)
+    batch = book_input.batch_size
+    compile_model(
+        model, book_training, steps_per_epoch=math.ceil(2 * data.subsets.train.size / batch)
+    )
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch, *book_input.image_size, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2, (batch,)).astype("float32")
+    for _ in range(2):  # tracing and warm-up
+        model.train_on_batch(images, labels)
+        model.predict_on_batch(images)
+    started = time.perf_counter()
+    for _ in range(cost.book_reference_steps):
+        model.train_on_batch(images, labels)
+    train_step = (time.perf_counter() - started) / cost.book_reference_steps
+    started = time.perf_counter()
+    for _ in range(cost.book_reference_steps):
+        model.predict_on_batch(images)
+    predict_step = (time.perf_counter() - started) / cost.book_reference_steps
+    train_steps = math.ceil(2 * data.subsets.train.size / batch)
+    validation_steps = math.ceil(2 * data.subsets.validation.size / batch)
+    seconds = train_steps * train_step + validation_steps * predict_step
+    logger.info(
+        "Book recipe here: %.2f s a training step, about %.0f s an epoch", train_step, seconds
+    )
+    return {"book_epoch_s": seconds, "book_train_step_s": train_step}
+
+
+def report_training_cost(
+    history: dict[str, list[float]], book_epoch: dict[str, float]
+) -> dict[str, dict[str, float]]:
+    """Training cost in book-epoch equivalents, wall time and peak memory, for MLflow.
+
+    Book-epoch equivalents: the median epoch's wall time (validation included) over
+    the book recipe's epoch time measured in this process, times the epochs trained.
+    """
+    epoch_times = [value for value in history.get(EPOCH_TIME, []) if not math.isnan(value)]
+    median_epoch = statistics.median(epoch_times)
+    equivalents = median_epoch / book_epoch["book_epoch_s"] * len(history["loss"])
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    logger.info(
+        "Training cost: %d epochs of %.1f s (median), %.1f book-epoch equivalents",
+        len(history["loss"]),
+        median_epoch,
+        equivalents,
+    )
+    return as_mlflow_metrics(
+        {
+            "book_epoch_equivalents": equivalents,
+            "train_wall_time_s": sum(epoch_times),
+            "median_epoch_s": median_epoch,
+            "book_epoch_s": book_epoch["book_epoch_s"],
+            "peak_rss_mb": peak_mb,
+        }
     )
 
 
@@ -225,7 +318,7 @@ def evaluate_final_model(
 def plot_augmented_images(train_ds: tf.data.Dataset, architecture: Architecture) -> Figure:
     """Evaluation: one training image augmented nine times (listing 8.15, figure 8.10)."""
     spec = architecture.root
-    if not isinstance(spec, ConvnetAugmented):
+    if not isinstance(spec, ConvnetAugmented | ConvnetFast):
         raise ValueError(f"The {spec.name!r} architecture has no augmentation to draw")
     data_augmentation = build_data_augmentation(
         rotation=spec.augmentation.rotation, zoom=spec.augmentation.zoom

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 from matplotlib.figure import Figure
 
@@ -11,9 +13,16 @@ from convnets.reporting import HISTORY_KEYS, plot_training_curves
 def report_training(
     history: dict[str, list[float]], title: str
 ) -> tuple[dict[str, list[dict[str, float]]], Figure]:
-    """Per-epoch metric histories for MLflow (step = epoch, from 1) and the training curves."""
+    """Per-epoch metric histories for MLflow (step = epoch, from 1) and the training curves.
+
+    Epochs without a value (not validated, with ``validation_freq`` above 1) are left out.
+    """
     metrics = {
-        key: [{"step": epoch, "value": value} for epoch, value in enumerate(values, start=1)]
+        key: [
+            {"step": epoch, "value": value}
+            for epoch, value in enumerate(values, start=1)
+            if not math.isnan(value)
+        ]
         for key, values in history.items()
         if key in HISTORY_KEYS
     }

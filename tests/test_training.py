@@ -7,6 +7,7 @@ import sys
 import textwrap
 import time
 
+import keras
 import pytest
 
 from convnets.parameters import MnistTraining
@@ -183,3 +184,77 @@ def _training(**changes):
     from convnets.parameters import Training  # noqa: PLC0415
 
     return typed_parameters(Training, "catdog.training", **changes)
+
+
+def test_a_resumed_early_stopping_stops_where_an_uninterrupted_one_would():
+    """The count of epochs without improvement is rebuilt from the saved history."""
+    from convnets.training import ResumableEarlyStopping  # noqa: PLC0415
+
+    val_loss = [1.0, 0.8, 0.85, 0.9, 0.7, 0.75, 0.8, 0.95, 0.6]
+
+    def stopped_at(callback, epochs):
+        callback.set_model(type("Model", (), {"stop_training": False})())
+        callback.on_train_begin()
+        for epoch in epochs:
+            callback.on_epoch_end(epoch, {"val_loss": val_loss[epoch]})
+            if callback.model.stop_training:
+                return epoch
+        return None
+
+    uninterrupted = stopped_at(ResumableEarlyStopping([], monitor="val_loss", patience=3), range(9))
+    assert uninterrupted == 7  # three epochs after the best, 0.7 at epoch 4
+    for killed_after in range(1, 7):
+        resumed = ResumableEarlyStopping(val_loss[:killed_after], monitor="val_loss", patience=3)
+        assert stopped_at(resumed, range(killed_after, 9)) == uninterrupted, killed_after
+        # Keras' own callback, resumed the same way, would stop later or not at all.
+    plain = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3)
+    assert stopped_at(plain, range(6, 9)) != uninterrupted
+
+
+def test_a_warmup_cosine_schedule_rises_then_decays_to_zero():
+    from convnets.parameters import Optimizer  # noqa: PLC0415
+    from convnets.training import build_optimizer  # noqa: PLC0415
+
+    optimizer = build_optimizer(
+        Optimizer(
+            name="adamw",
+            learning_rate=0.002,
+            weight_decay=0.0001,
+            schedule="cosine",
+            warmup_epochs=1,
+        ),
+        steps_per_epoch=10,
+        epochs=5,
+    )
+    rate = optimizer._learning_rate  # noqa: SLF001 - the schedule object itself
+    values = [float(rate(step)) for step in (0, 5, 10, 30, 50)]
+    assert values[0] == pytest.approx(0.0)
+    assert values[1] == pytest.approx(0.001)
+    assert values[2] == pytest.approx(0.002)
+    assert 0 < values[3] < 0.002
+    assert values[4] == pytest.approx(0.0, abs=1e-9)
+    assert optimizer.weight_decay == pytest.approx(0.0001)
+
+
+def test_epochs_without_validation_are_kept_as_nan_and_never_checkpointed(tmp_path):
+    import numpy as np  # noqa: PLC0415
+
+    from convnets.models import build_mnist_convnet  # noqa: PLC0415
+    from convnets.training import compile_model, fit_with_best_checkpoint  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 28, 28, 1), dtype="float32"), rng.integers(0, 10, 64)
+    training = typed_parameters(
+        MnistTraining,
+        "mnist.training",
+        epochs=4,
+        validation_freq=2,
+        validation_split=0.25,
+        checkpoint_monitor="val_loss",
+    )
+    model = compile_model(build_mnist_convnet(), training)
+    _, _, history, _ = fit_with_best_checkpoint(
+        model, training, x, y, batch_size=16, validation_split=0.25, state=TrainingState(tmp_path)
+    )
+    assert [np.isnan(value) for value in history["val_loss"]] == [True, False, True, False]
+    assert len(history["epoch_time_s"]) == 4

@@ -11,6 +11,7 @@ import math
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
+        if self._previous and self.monitor_op is None:
+            self._set_monitor_op()  # Keras sets it at the first epoch's end
         for epoch, value in enumerate(self._previous):
             if math.isnan(value):
                 continue  # not validated that epoch: Keras' callback skips it too
@@ -326,19 +329,22 @@ def fit_with_best_checkpoint(
         keras.callbacks.CSVLogger(str(state.history), append=True),
     ]
     try:
-        model.fit(
-            x,
-            y,
-            epochs=epochs,
-            batch_size=batch_size,
-            validation_data=validation_data,
-            validation_split=validation_split,
-            validation_freq=training.validation_freq,
-            callbacks=callbacks,
-            # A tf.data.Dataset is shuffled by its own pipeline; Keras warns otherwise.
-            shuffle=y is not None,
-            verbose=0,
-        )
+        with warnings.catch_warnings():
+            if training.validation_freq > 1:  # epochs without validation are expected
+                warnings.filterwarnings("ignore", "Can save best model only with", UserWarning)
+            model.fit(
+                x,
+                y,
+                epochs=epochs,
+                batch_size=batch_size,
+                validation_data=validation_data,
+                validation_split=validation_split,
+                validation_freq=training.validation_freq,
+                callbacks=callbacks,
+                # A tf.data.Dataset is shuffled by its own pipeline; Keras warns otherwise.
+                shuffle=y is not None,
+                verbose=0,
+            )
         history = state.read_history()
         best_model = keras.models.load_model(state.best)
         if temporary is None:

@@ -21,13 +21,14 @@ TINY_CATDOG = {
     "cats_vs_dogs.subsets.test.size": 4,
     **{
         f"{model}.{key}": value
-        for model in ("catdog", "catdog_baseline")
+        for model in ("catdog", "catdog_baseline", "catdog_fast")
         for key, value in (
             ("input.image_size", [80, 80]),
             ("input.batch_size", 8),
             ("training.epochs", 2),
         )
     },
+    "catdog_fast.cost.book_reference_steps": 1,
 }
 TINY_MNIST = {"mnist.training.epochs": 2, "fashion_mnist.training.epochs": 2}
 
@@ -36,6 +37,7 @@ FIGURES = {
     "fashion_mnist": {"training_curves.png", "confusion_matrix.png"},
     "catdog": {"training_curves.png", "confusion_matrix.png", "augmentation_samples.png"},
     "catdog_baseline": {"training_curves.png", "confusion_matrix.png"},
+    "catdog_fast": {"training_curves.png", "confusion_matrix.png", "augmentation_samples.png"},
 }
 
 
@@ -76,6 +78,7 @@ def _only_run(project: Path, experiment: str) -> mlflow.entities.Run:
         ("fashion_mnist", TINY_MNIST),
         ("catdog", TINY_CATDOG),
         ("catdog_baseline", TINY_CATDOG),
+        ("catdog_fast", TINY_CATDOG),
     ],
 )
 def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params):
@@ -86,7 +89,9 @@ def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == pipeline
     assert run.data.params[f"{pipeline}.training.epochs"] == "2"
-    assert run.data.params[f"{pipeline}.training.optimizer"] == "rmsprop"
+    fast = pipeline == "catdog_fast"  # an optimizer mapping, logged one key each
+    optimizer_key = f"{pipeline}.training.optimizer" + (".name" if fast else "")
+    assert run.data.params[optimizer_key] == ("adamw" if fast else "rmsprop")
     digits = pipeline.endswith("mnist")
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         history = client.get_metric_history(run.info.run_id, key)
@@ -102,6 +107,10 @@ def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params)
     if pipeline.startswith("catdog"):
         assert run.data.metrics["skipped_images"] == 0
         assert run.data.metrics["refused_images"] == 0
+    if pipeline == "catdog_fast":
+        cost = run.data.metrics
+        assert cost["book_epoch_equivalents"] > 0 and cost["book_epoch_s"] > 0
+        assert cost["train_wall_time_s"] > 0 and cost["peak_rss_mb"] > 100
 
     figures = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "figures")}
     assert figures == FIGURES[pipeline]

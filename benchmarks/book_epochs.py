@@ -1,0 +1,138 @@
+"""Epoch time of catdog_fast in book-epoch equivalents, measured beside the book's recipe.
+
+    kedro run --pipelines=catdog --tags=ingestion          # the full split, once
+    python benchmarks/book_epochs.py --rounds 3 --json benchmarks/results/book_epochs.json
+
+Each round trains one epoch of each recipe (``catdog``: listing 8.16 at 180x180; and
+``catdog_fast``, both as conf/base configures them) after one warm-up epoch, each in
+a fresh process, the order alternating between rounds, validation included. It
+reports wall time and process CPU time (user + sys) of the measured epoch, and the
+ratio fast / book of each round: a run of ``catdog_fast`` that trains E epochs costs
+about ratio x E book epochs. Only same-round ratios mean anything on a machine whose
+speed changes from process to process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ("catdog", "catdog_fast")
+
+
+def worker(recipe: str, split_dir: Path, cache_dir: Path) -> dict:
+    """Two epochs of ``recipe`` in this process; the second is the measured one."""
+    from tests.conftest import conf_parameters  # noqa: PLC0415
+
+    from convnets.datasets import ImageArrayDataset, ImageFolderDataset  # noqa: PLC0415
+    from convnets.models import build_catdog_model  # noqa: PLC0415
+    from convnets.parameters import (  # noqa: PLC0415
+        Architecture,
+        CatsVsDogsData,
+        ImageInput,
+        Training,
+        parse,
+    )
+    from convnets.pipelines.image_classifier import nodes  # noqa: PLC0415
+    from convnets.training import compile_model  # noqa: PLC0415
+
+    params = conf_parameters()
+    data = parse(CatsVsDogsData, "cats_vs_dogs", params["cats_vs_dogs"])
+    image_input = parse(ImageInput, f"{recipe}.input", params[recipe]["input"])
+    architecture = parse(Architecture, f"{recipe}.architecture", params[recipe]["architecture"])
+    training = parse(Training, f"{recipe}.training", params[recipe]["training"])
+    cache = ImageArrayDataset(path=str(cache_dir))
+    split = ImageFolderDataset(path=str(split_dir)).load()
+    cache.save(nodes.decode_images(split, data, image_input))
+    train, validation, _ = nodes.make_datasets(cache.load(), image_input)
+    model = build_catdog_model(image_input.image_size, architecture.root)
+    compile_model(model, training, steps_per_epoch=int(train.cardinality()))
+    timings = []
+    for _ in range(2):
+        wall, cpu = time.perf_counter(), sum(os.times()[:2])
+        model.fit(train, validation_data=validation, epochs=1, verbose=0)
+        timings.append((time.perf_counter() - wall, sum(os.times()[:2]) - cpu))
+    return {
+        "recipe": recipe,
+        "first_epoch_wall_s": timings[0][0],
+        "epoch_wall_s": timings[1][0],
+        "epoch_cpu_s": timings[1][1],
+        "train_images": 2 * data.subsets.train.size,
+        "image_size": list(image_input.image_size),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--split", type=Path, default=ROOT / "data/02_intermediate/cats_vs_dogs_small"
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--worker", choices=RECIPES, help=argparse.SUPPRESS)
+    parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.split, args.cache)))
+        return 0
+    rounds = []
+    with tempfile.TemporaryDirectory(prefix="convnets-book-epochs-") as tmp:
+        for number in range(args.rounds):
+            order = list(RECIPES) if number % 2 == 0 else list(reversed(RECIPES))
+            results = {}
+            for recipe in order:
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    recipe,
+                    "--split",
+                    str(args.split),
+                    "--cache",
+                    str(Path(tmp) / "decoded"),
+                ]
+                done = subprocess.run(
+                    command,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                )
+                results[recipe] = json.loads(done.stdout.strip().splitlines()[-1])
+            book, fast = results["catdog"], results["catdog_fast"]
+            ratio = fast["epoch_wall_s"] / book["epoch_wall_s"]
+            rounds.append(
+                {
+                    "order": order,
+                    **results,
+                    "fast_over_book_wall": ratio,
+                    "fast_over_book_cpu": fast["epoch_cpu_s"] / book["epoch_cpu_s"],
+                }
+            )
+            print(
+                f"round {number + 1} ({', '.join(order)}): book epoch {book['epoch_wall_s']:.1f} s "
+                f"wall, {book['epoch_cpu_s']:.1f} s CPU; fast epoch {fast['epoch_wall_s']:.1f} s "
+                f"wall, {fast['epoch_cpu_s']:.1f} s CPU; fast/book {ratio:.3f}",
+                flush=True,
+            )
+    median = statistics.median(r["fast_over_book_wall"] for r in rounds)
+    print(
+        f"median fast/book epoch ratio over {len(rounds)} rounds: {median:.3f} "
+        f"(a catdog_fast run of E epochs = {median:.3f} x E book-epoch equivalents)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"rounds": rounds, "median_ratio": median}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

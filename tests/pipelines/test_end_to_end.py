@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import mlflow
+import mlflow.keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -124,6 +125,9 @@ def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params)
     best = next(model for model in logged if model.name == "best_checkpoint")
     assert best.source_run_id == run.info.run_id
     loaded = mlflow.pyfunc.load_model(f"models:/{best.model_id}")
+    if pipeline == "catdog_fast":  # the served model averages over mirror images too
+        keras_model = mlflow.keras.load_model(f"models:/{best.model_id}")
+        assert keras_model.name.endswith("_flip_averaged")
     shape = (1, 28, 28, 1) if digits else (1, 80, 80, 3)
     prediction = np.asarray(loaded.predict(np.zeros(shape, dtype="float32")))
     assert prediction.shape == ((1, 10) if digits else (1, 1))

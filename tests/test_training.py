@@ -8,11 +8,12 @@ import textwrap
 import time
 
 import keras
+import mlflow
 import pytest
 
 from convnets.parameters import MnistTraining
 from convnets.training import TrainingState
-from tests.conftest import typed_parameters
+from tests.conftest import reset_mlflow, typed_parameters
 
 TRAINER = textwrap.dedent(
     """
@@ -258,3 +259,73 @@ def test_epochs_without_validation_are_kept_as_nan_and_never_checkpointed(tmp_pa
     )
     assert [np.isnan(value) for value in history["val_loss"]] == [True, False, True, False]
     assert len(history["epoch_time_s"]) == 4
+
+
+def _tiny_mnist(tmp_path, epochs):
+    import numpy as np  # noqa: PLC0415
+
+    from convnets.models import build_mnist_convnet  # noqa: PLC0415
+    from convnets.training import compile_model  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 28, 28, 1), dtype="float32"), rng.integers(0, 10, 64)
+    training = typed_parameters(
+        MnistTraining,
+        "mnist.training",
+        epochs=epochs,
+        validation_split=0.25,
+        checkpoint_monitor="val_loss",
+    )
+    return compile_model(build_mnist_convnet(), training), training, x, y
+
+
+class _Probe(keras.callbacks.Callback):
+    """Reads the MLflow run while training goes on, after each epoch's own callbacks."""
+
+    def __init__(self, run_id, stop_after=None):
+        super().__init__()
+        self.run_id, self.stop_after, self.seen = run_id, stop_after, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        client = mlflow.MlflowClient()
+        steps = [m.step for m in client.get_metric_history(self.run_id, "val_accuracy")]
+        self.seen.append((client.get_run(self.run_id).info.status, steps))
+        if self.stop_after == epoch + 1:
+            raise KeyboardInterrupt("killed")  # as a crash: no cleanup, the state stays
+
+
+def _fit_with_probe(model, training, x, y, *, state, probe):
+    from convnets.training import fit_with_best_checkpoint  # noqa: PLC0415
+
+    original = model.fit
+    model.fit = lambda *a, **k: original(*a, **{**k, "callbacks": [*k["callbacks"], probe]})
+    return fit_with_best_checkpoint(
+        model, training, x, y, batch_size=16, validation_split=0.25, state=state
+    )
+
+
+def test_metrics_reach_mlflow_as_each_epoch_ends_and_a_resumed_run_backfills(tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        with mlflow.start_run() as first:
+            model, training, x, y = _tiny_mnist(tmp_path, epochs=4)
+            probe = _Probe(first.info.run_id, stop_after=2)
+            state = TrainingState(tmp_path / "state", run_id=first.info.run_id)
+            with pytest.raises(KeyboardInterrupt):
+                _fit_with_probe(model, training, x, y, state=state, probe=probe)
+        assert probe.seen == [("RUNNING", [1]), ("RUNNING", [1, 2])]
+
+        with mlflow.start_run() as second:
+            model, training, x, y = _tiny_mnist(tmp_path, epochs=4)
+            probe = _Probe(second.info.run_id)
+            state = TrainingState(tmp_path / "state", run_id=second.info.run_id)
+            *_, tags = _fit_with_probe(model, training, x, y, state=state, probe=probe)
+        assert tags == {"resumed_from_run_id": first.info.run_id}
+        # Epochs 1-2 backfilled from the saved history before epoch 3 ends; each once.
+        assert probe.seen == [("RUNNING", [1, 2, 3]), ("RUNNING", [1, 2, 3, 4])]
+        client = mlflow.MlflowClient()
+        steps = [m.step for m in client.get_metric_history(second.info.run_id, "loss")]
+        assert steps == [1, 2, 3, 4]
+        assert len(client.get_metric_history(second.info.run_id, "learning_rate")) == 4
+    finally:
+        reset_mlflow()

@@ -11,9 +11,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-# Per-epoch values logged as MLflow metric histories (epoch_time_s: wall time, s).
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time_s")
-
 
 def plot_training_curves(history: dict[str, list[float]], title: str) -> Figure:
     """Training and validation accuracy and loss per epoch, as the book's figure 8.11."""

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import mlflow
+from mlflow.entities import Metric
 
 from convnets.parameters import Loss, Optimizer, Training
 
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 
 EPOCH_TIME = "epoch_time_s"  # wall time of each epoch, validation included, in the history
+# Per-epoch values logged to MLflow as metric histories (step = epoch, from 1).
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", EPOCH_TIME)
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -47,8 +51,48 @@ class EpochLogger(keras.callbacks.Callback):
         logger.info("Epoch %d/%d %s (%.1f s)", epoch + 1, self._epochs, metrics, elapsed)
         if logs is not None:
             logs[EPOCH_TIME] = elapsed
+            rate = self.model.optimizer.learning_rate  # the schedule's value, if scheduled
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
             for key in self._every_epoch:
                 logs.setdefault(key, float("nan"))
+
+
+class MlflowEpochMetrics(keras.callbacks.Callback):
+    """Each epoch's metrics on the MLflow run ``run_id`` as the epoch ends (step = epoch).
+
+    ``mlflow.keras.MlflowCallback`` numbers epochs from 0 and knows nothing of a resumed
+    training; this one numbers them from 1, as the book's plots do, and first logs the
+    epochs a resumed run trained before (``previous``), so each epoch appears once.
+    """
+
+    def __init__(self, run_id: str, previous: dict[str, list[float]]) -> None:
+        super().__init__()
+        self._run_id = run_id
+        self._previous = previous
+        self._client = mlflow.MlflowClient()
+
+    def _log(self, rows: list[tuple[int, dict[str, float]]]) -> None:
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(key, float(value), now, step)
+            for step, values in rows
+            for key, value in values.items()
+            if key in HISTORY_KEYS and not math.isnan(float(value))
+        ]
+        for start in range(0, len(metrics), 1000):  # MLflow's batch limit
+            self._client.log_batch(self._run_id, metrics=metrics[start : start + 1000])
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        epochs = len(self._previous.get("loss", []))
+        self._log(
+            [
+                (epoch + 1, {key: values[epoch] for key, values in self._previous.items()})
+                for epoch in range(epochs)
+            ]
+        )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._log([(epoch + 1, dict(logs or {}))])
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -328,6 +372,8 @@ def fit_with_best_checkpoint(
         EpochLogger(epochs, every_epoch=validated_keys),
         keras.callbacks.CSVLogger(str(state.history), append=True),
     ]
+    if state.run_id is not None:  # watch the run in the MLflow UI while it trains
+        callbacks.append(MlflowEpochMetrics(state.run_id, previous))
     try:
         with warnings.catch_warnings():
             if training.validation_freq > 1:  # epochs without validation are expected

@@ -6,7 +6,7 @@ from convnets.pipelines.training_report import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """``history`` to MLflow metric histories and curves; both saved models to MLflow.
+    """``history`` to the training curves; both saved models to MLflow.
 
     Added to a model pipeline before it is namespaced, so its dataset names
     (``history``, ``model_keras`` …) resolve inside that namespace.
@@ -16,7 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 nodes.report_training,
                 inputs=["history", "params:title"],
-                outputs=["training_history", "training_curves_plot"],
+                outputs="training_curves_plot",
                 name="report_training",
                 tags="evaluation",
             ),

@@ -329,3 +329,42 @@ def test_metrics_reach_mlflow_as_each_epoch_ends_and_a_resumed_run_backfills(tmp
         assert len(client.get_metric_history(second.info.run_id, "learning_rate")) == 4
     finally:
         reset_mlflow()
+
+
+def test_progress_is_logged_about_every_tenth_of_an_epoch_when_not_on_a_terminal(caplog):
+    import logging  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    from convnets.training import TrainingProgress  # noqa: PLC0415
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((40, 3), dtype="float32")
+    with caplog.at_level(logging.INFO, logger="convnets.training"):
+        model.fit(
+            x,
+            x[:, 0],
+            batch_size=2,
+            epochs=2,
+            verbose=0,
+            callbacks=[TrainingProgress(2, terminal=False)],
+        )
+    lines = [r.getMessage() for r in caplog.records if "steps)" in r.getMessage()]
+    assert len(lines) == 20  # 20 steps an epoch: one line every 2 steps, 2 epochs
+    assert lines[0].startswith("Epoch 1/2: 10% (2/20 steps), about")
+    assert lines[-1].startswith("Epoch 2/2: 100% (20/20 steps), about 0 min left")
+
+
+def test_the_terminal_progress_bar_runs_through_a_training():
+    import numpy as np  # noqa: PLC0415
+
+    from convnets.training import TrainingProgress  # noqa: PLC0415
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    progress = TrainingProgress(1, terminal=True)
+    x = np.zeros((8, 3), dtype="float32")
+    model.fit(x, x[:, 0], batch_size=2, epochs=1, verbose=0, callbacks=[progress])
+    task = progress._bar.tasks[0]  # noqa: SLF001
+    assert (task.completed, task.total, task.description) == (4, 4, "epoch 1/1")

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -19,6 +20,7 @@ from typing import Any
 import keras
 import mlflow
 from mlflow.entities import Metric
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from convnets.parameters import Loss, Optimizer, Training
 
@@ -55,6 +57,76 @@ class EpochLogger(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
             for key in self._every_epoch:
                 logs.setdefault(key, float("nan"))
+
+
+class TrainingProgress(keras.callbacks.Callback):
+    """Progress within each epoch and the time left for the whole training.
+
+    On a terminal, a progress bar (rich, as Kedro's own output); elsewhere (a log file,
+    CI), a log line about every tenth of an epoch.
+    """
+
+    def __init__(self, epochs: int, terminal: bool | None = None) -> None:
+        super().__init__()
+        self._epochs = epochs
+        self._terminal = sys.stderr.isatty() if terminal is None else terminal
+        self._bar: Progress | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+        self._first_epoch: int | None = None
+        if self._terminal:
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[left]}"),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("training", total=None, left="")
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self._first_epoch is None:
+            self._first_epoch = epoch  # a resumed run starts later
+        self._epoch = epoch
+        self._steps = self.params.get("steps") or 0
+        self._next_tenth = 1
+        if self._bar is not None:
+            self._bar.update(
+                self._task,
+                description=f"epoch {epoch + 1}/{self._epochs}",
+                total=self._steps or None,
+                completed=0,
+            )
+
+    def _time_left(self, step: int) -> str:
+        done = (self._epoch - self._first_epoch) + step / max(self._steps, 1)
+        remaining = self._epochs - self._epoch - step / max(self._steps, 1)
+        if done <= 0:
+            return "time left: unknown"
+        seconds = (time.perf_counter() - self._started) / done * remaining
+        return f"about {seconds / 60:.0f} min left for the training"
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        step = batch + 1
+        if self._bar is not None:
+            self._bar.update(self._task, completed=step, left=self._time_left(step))
+        elif self._steps and step * 10 >= self._next_tenth * self._steps:
+            self._next_tenth = step * 10 // self._steps + 1
+            logger.info(
+                "Epoch %d/%d: %d%% (%d/%d steps), %s",
+                self._epoch + 1,
+                self._epochs,
+                100 * step // self._steps,
+                step,
+                self._steps,
+                self._time_left(step),
+            )
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 class MlflowEpochMetrics(keras.callbacks.Callback):
@@ -369,6 +441,7 @@ def fit_with_best_checkpoint(
             ResumableEarlyStopping(previous.get(monitor, []), monitor=monitor, patience=patience)
         )
     callbacks += [
+        TrainingProgress(epochs),
         EpochLogger(epochs, every_epoch=validated_keys),
         keras.callbacks.CSVLogger(str(state.history), append=True),
     ]

@@ -94,6 +94,7 @@ class CatsVsDogsData(Section):
     subsets: Subsets
     non_rgb: Literal["convert", "skip"]
     decision_threshold: Annotated[float, Field(gt=0.0, lt=1.0)]
+    max_image_pixels: PositiveInt  # larger pictures are refused from their header
 
 
 # ---------------------------------------------------------------- model pipelines

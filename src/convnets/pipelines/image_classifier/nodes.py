@@ -35,6 +35,7 @@ from convnets.parameters import (
     Training,
     TrainingCost,
 )
+from convnets.preprocessing import DECODER, decode_and_resize
 from convnets.reporting import (
     as_mlflow_metrics,
     classification_tables,
@@ -52,8 +53,6 @@ from convnets.training import (
 logger = logging.getLogger(__name__)
 
 DECODE_CHUNK = 128  # images decoded per step: bounds memory whatever the split size
-# Part of the cache key: change it when the decoding below changes.
-DECODER = "tf.image.decode_image+resize_bilinear+round_uint8"
 
 
 def _labelled_files(
@@ -74,9 +73,7 @@ def _decoded_chunks(
     """Decode and resize ``files`` as ``image_dataset_from_directory`` does, 128 at a time."""
 
     def decode(path: tf.Tensor) -> tf.Tensor:
-        image = tf.image.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        image = tf.image.resize(image, image_size, method="bilinear")
-        return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
+        return decode_and_resize(tf.io.read_file(path), image_size)
 
     chunks = (
         tf.data.Dataset.from_tensor_slices(files)

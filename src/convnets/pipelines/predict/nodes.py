@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import re
@@ -10,12 +11,12 @@ from collections.abc import Callable
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from PIL import Image
 
 from convnets.parameters import CatsVsDogsData, Predict
+from convnets.preprocessing import to_model_input
 from convnets.reporting import as_mlflow_metrics
 
 logger = logging.getLogger(__name__)
@@ -24,19 +25,17 @@ PREDICT_CHUNK = 64  # pictures resized and classified at a time
 KAGGLE_NAME = re.compile(r"(?:^|/)(?P<label>cat|dog)\.\d+\.", re.IGNORECASE)
 
 
-def _as_input(image: Image.Image, image_size: tuple[int, int]) -> np.ndarray:
-    # The same resize as image_dataset_from_directory (bilinear, no antialias).
-    pixels = np.asarray(image.convert("RGB"), dtype="float32")
-    return tf.image.resize(pixels, image_size, method="bilinear").numpy()
-
-
 def predict_images(
-    images: dict[str, Callable[[], Image.Image]],
+    images: dict[str, Callable[[], bytes]],
     model: keras.Model,
     data: CatsVsDogsData,
     predict: Predict,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, float]], Figure]:
     """Probability of dog for every picture; unreadable files are reported, not fatal.
+
+    Each file's bytes become model input as in training (``preprocessing``), after its
+    header is checked against ``cats_vs_dogs.max_image_pixels``: a larger picture is
+    refused with an error row before it is decoded.
 
     A probability above ``cats_vs_dogs.decision_threshold`` means the second class, as
     in the models' evaluation. Returns the table (file, probability_dog, label,
@@ -74,7 +73,8 @@ def predict_images(
             }
         )
         try:
-            pending.append((len(rows) - 1, _as_input(images[name](), image_size)))
+            pixels = to_model_input(images[name](), image_size, data.max_image_pixels)
+            pending.append((len(rows) - 1, pixels))
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not fatal
             cause = exc.__cause__ or exc  # Kedro wraps the decoder's error in a DatasetError
             rows[-1]["error"] = f"{type(cause).__name__}: {str(cause)[:200]}"
@@ -98,7 +98,8 @@ def predict_images(
     classified = table[readable]
     count = min(predict.grid_images, len(classified))
     shown = classified.iloc[np.unique(np.linspace(0, len(classified) - 1, count).astype(int))]
-    return table, metrics, _prediction_grid(shown, {name: images[name]() for name in shown.file})
+    pictures = {name: Image.open(io.BytesIO(images[name]())) for name in shown.file}
+    return table, metrics, _prediction_grid(shown, pictures)
 
 
 def _prediction_grid(shown: pd.DataFrame, pictures: dict[str, Image.Image]) -> Figure:

@@ -1,0 +1,43 @@
+"""From bytes to model input: the pixel limit from the header, RGB or grayscale."""
+
+import io
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, UnidentifiedImageError
+
+from convnets.preprocessing import ImageTooLarge, check_pixels, declared_pixels, to_model_input
+from tests.conftest import jpeg_bytes
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares its size and holds no pixels: only a header can be read."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [7000, 12000, 20000])
+def test_too_many_pixels_are_refused_from_the_header(side):
+    assert declared_pixels(_png_header(side, side)) == side * side or side == 20000
+    with pytest.raises(ImageTooLarge, match="not decoded"):
+        check_pixels(_png_header(side, side), max_pixels=40_000_000)
+
+
+def test_bytes_that_are_not_an_image_are_named_so():
+    with pytest.raises(UnidentifiedImageError):
+        to_model_input(b"<html>not found</html>", (32, 32), max_pixels=40_000_000)
+
+
+def test_rgb_and_grayscale_model_input():
+    rgb = to_model_input(jpeg_bytes(3, size=64), (32, 40), max_pixels=40_000_000)
+    assert rgb.shape == (32, 40, 3) and rgb.dtype == np.uint8
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((28, 28), 200, dtype=np.uint8)).save(buffer, format="PNG")
+    digit = to_model_input(buffer.getvalue(), (28, 28), max_pixels=1000, channels=1)
+    assert digit.shape == (28, 28, 1) and int(digit[0, 0, 0]) == 200

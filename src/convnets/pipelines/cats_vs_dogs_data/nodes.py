@@ -26,13 +26,20 @@ def _check_split_request(archive: ImageArchive, data: CatsVsDogsData) -> None:
     wanted = sum(subset.size for subset in subsets)
     lowest_start = min(subset.start for subset in subsets)
     for label in data.classes:
-        available = archive.count(label)
-        usable = sum(1 for index in archive.images.get(label, {}) if index >= lowest_start)
+        indices = archive.images.get(label, {})
+        usable = sum(1 for index in indices if index >= lowest_start)
         if usable < wanted:
+            last = max(indices, default=None)
+            advice = (
+                f"Its '{label}' images run from index {min(indices)} to {last}: lower "
+                "cats_vs_dogs.subsets.*.start"
+                if indices and lowest_start > last - wanted + 1
+                else "Lower cats_vs_dogs.subsets.*.size or use a larger archive"
+            )
             raise ValueError(
                 f"The subsets ask for {wanted} '{label}' images from index {lowest_start} on, "
-                f"but {archive.source} has only {usable} of its {available} '{label}' images "
-                "there. Lower cats_vs_dogs.subsets.*.size or use a larger archive."
+                f"but {archive.source} has only {usable} of its {len(indices)} '{label}' "
+                f"images there. {advice}."
             )
 
 

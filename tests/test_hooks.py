@@ -54,3 +54,14 @@ def _flat(nested: dict, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def test_two_training_pipelines_in_one_run_are_refused():
+    from kedro.pipeline import Pipeline  # noqa: PLC0415
+
+    from convnets.hooks import ParameterHook  # noqa: PLC0415
+
+    with pytest.raises(ParameterError, match="Run one training pipeline at a time, not catdog"):
+        ParameterHook().before_pipeline_run(
+            {"pipeline_names": ["catdog", "catdog_fast"]}, Pipeline([]), catalog=None
+        )

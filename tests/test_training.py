@@ -254,11 +254,16 @@ def test_epochs_without_validation_are_kept_as_nan_and_never_checkpointed(tmp_pa
         checkpoint_monitor="val_loss",
     )
     model = compile_model(build_mnist_convnet(), training)
-    _, _, history, _ = fit_with_best_checkpoint(
+    _, best, history, _ = fit_with_best_checkpoint(
         model, training, x, y, batch_size=16, validation_split=0.25, state=TrainingState(tmp_path)
     )
     assert [np.isnan(value) for value in history["val_loss"]] == [True, False, True, False]
     assert len(history["epoch_time_s"]) == 4
+    # The best checkpoint is the better of the two validated epochs (Keras' own
+    # ModelCheckpoint would have saved epoch 3, never validated, over epoch 2).
+    validated = [value for value in history["val_loss"] if not np.isnan(value)]
+    best_loss = best.evaluate(x[48:], y[48:], verbose=0)[0]
+    assert best_loss == pytest.approx(min(validated), rel=1e-4)
 
 
 def _tiny_mnist(tmp_path, epochs):
@@ -364,7 +369,10 @@ def test_the_terminal_progress_bar_runs_through_a_training():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     progress = TrainingProgress(1, terminal=True)
+    progress.close = lambda: None  # look at the bar before it is stopped
     x = np.zeros((8, 3), dtype="float32")
     model.fit(x, x[:, 0], batch_size=2, epochs=1, verbose=0, callbacks=[progress])
     task = progress._bar.tasks[0]  # noqa: SLF001
     assert (task.completed, task.total, task.description) == (4, 4, "epoch 1/1")
+    TrainingProgress.close(progress)
+    assert progress._bar is None  # noqa: SLF001

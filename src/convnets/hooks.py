@@ -17,6 +17,8 @@ from convnets.parameters import InvalidParameters, ParameterError
 logger = logging.getLogger(__name__)
 
 PARAMS_PREFIX = "params:"
+# The registered pipelines that train a model.
+TRAINING_PIPELINES = ("mnist", "fashion_mnist", "catdog", "catdog_baseline", "catdog_fast")
 
 
 class ParameterHook:
@@ -35,6 +37,15 @@ class ParameterHook:
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
     ) -> None:
+        trained = [
+            name for name in run_params.get("pipeline_names") or [] if name in TRAINING_PIPELINES
+        ]
+        if len(trained) > 1:
+            # One MLflow run per kedro run: two models' metrics would share its names.
+            raise ParameterError(
+                f"Run one training pipeline at a time, not {', '.join(trained)}: they would "
+                "log their metrics under the same names in one MLflow run."
+            )
         sections = sorted(name for name in pipeline.inputs() if name.startswith(PARAMS_PREFIX))
         problems: list[str] = []
         for dataset in sections:

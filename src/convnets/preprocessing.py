@@ -1,8 +1,10 @@
 """One way from image bytes to model input, for training, ``predict`` and serving alike.
 
 Training decodes the split with ``decode_and_resize`` inside ``tf.data``; ``predict``
-calls ``to_model_input`` on each file. Both run the same TensorFlow ops, so one JPEG
-reaches the model as the same bytes on every path (no train/serve skew).
+calls ``to_model_input`` on each file. Both run the same TensorFlow ops, so one RGB
+JPEG reaches the model as the same bytes on every path (no train/serve skew). The
+split keeps other images re-encoded as RGB JPEG (``image_checks``), while ``predict``
+decodes what it is given: for those, the pixels may differ by JPEG rounding.
 """
 
 from __future__ import annotations

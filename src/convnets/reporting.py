@@ -15,11 +15,13 @@ from matplotlib.figure import Figure  # noqa: E402
 def plot_training_curves(history: dict[str, list[float]], title: str) -> Figure:
     """Training and validation accuracy and loss per epoch, as the book's figure 8.11."""
     figure, (ax_accuracy, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
-    epochs = range(1, len(history["loss"]) + 1)
+    epochs = np.arange(1, len(history["loss"]) + 1)
     for axis, key, name in ((ax_accuracy, "accuracy", "accuracy"), (ax_loss, "loss", "loss")):
         axis.plot(epochs, history[key], "bo", label=f"Training {name}")
         if f"val_{key}" in history:
-            axis.plot(epochs, history[f"val_{key}"], "b", label=f"Validation {name}")
+            values = np.asarray(history[f"val_{key}"], dtype=float)
+            validated = ~np.isnan(values)  # only some epochs with validation_freq above 1
+            axis.plot(epochs[validated], values[validated], "b", label=f"Validation {name}")
         axis.set_title(f"Training and validation {name}")
         axis.set_xlabel("epoch")
         axis.legend()

@@ -12,7 +12,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import keras
 import mlflow
 from mlflow.entities import Metric
+from rich import get_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from convnets.parameters import Loss, Optimizer, Training
@@ -46,6 +46,9 @@ class EpochLogger(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._started = time.perf_counter()
+        # The rate of the epoch's first step (a schedule moves on with every step).
+        rate = self.model.optimizer.learning_rate
+        self._rate = float(keras.ops.convert_to_numpy(rate))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         elapsed = time.perf_counter() - self._started
@@ -53,8 +56,7 @@ class EpochLogger(keras.callbacks.Callback):
         logger.info("Epoch %d/%d %s (%.1f s)", epoch + 1, self._epochs, metrics, elapsed)
         if logs is not None:
             logs[EPOCH_TIME] = elapsed
-            rate = self.model.optimizer.learning_rate  # the schedule's value, if scheduled
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
+            logs["learning_rate"] = self._rate
             for key in self._every_epoch:
                 logs.setdefault(key, float("nan"))
 
@@ -69,7 +71,8 @@ class TrainingProgress(keras.callbacks.Callback):
     def __init__(self, epochs: int, terminal: bool | None = None) -> None:
         super().__init__()
         self._epochs = epochs
-        self._terminal = sys.stderr.isatty() if terminal is None else terminal
+        # Where rich draws: Kedro's console, stdout.
+        self._terminal = get_console().is_terminal if terminal is None else terminal
         self._bar: Progress | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -125,8 +128,13 @@ class TrainingProgress(keras.callbacks.Callback):
             )
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the bar; also after a failed or interrupted ``fit`` (no ``on_train_end``)."""
         if self._bar is not None:
             self._bar.stop()
+            self._bar = None
 
 
 class MlflowEpochMetrics(keras.callbacks.Callback):
@@ -149,10 +157,14 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
             Metric(key, float(value), now, step)
             for step, values in rows
             for key, value in values.items()
-            if key in HISTORY_KEYS and not math.isnan(float(value))
+            # NaN: no validation that epoch; a NaN loss (divergence) is logged as such.
+            if key in HISTORY_KEYS and not (key.startswith("val_") and math.isnan(float(value)))
         ]
-        for start in range(0, len(metrics), 1000):  # MLflow's batch limit
-            self._client.log_batch(self._run_id, metrics=metrics[start : start + 1000])
+        try:
+            for start in range(0, len(metrics), 1000):  # MLflow's batch limit
+                self._client.log_batch(self._run_id, metrics=metrics[start : start + 1000])
+        except Exception as error:  # noqa: BLE001 - watching the run must not stop training
+            logger.warning("Could not log epoch metrics to MLflow (training goes on): %s", error)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         epochs = len(self._previous.get("loss", []))
@@ -167,17 +179,55 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
         self._log([(epoch + 1, dict(logs or {}))])
 
 
+def peak_rss_mb() -> float | None:
+    """The process's peak resident memory so far, in MiB; None where it cannot be read."""
+    try:
+        import resource  # noqa: PLC0415 - Unix only
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS
+
+
+def _monitored(logs: dict | None, monitor: str) -> bool:
+    """True when this epoch has a value for ``monitor`` (not so between validations)."""
+    value = (logs or {}).get(monitor)
+    return value is not None and not math.isnan(float(value))
+
+
+def monitor_mode(monitor: str) -> str:
+    """``max`` for accuracies, ``min`` for losses: said once, for every callback."""
+    return "max" if "acc" in monitor else "min"
+
+
+class ValidatedCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` that ignores epochs without the monitored value.
+
+    Keras' own saves the model of such an epoch (``validation_freq`` above 1) as the
+    "best" one, although it was never validated.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if _monitored(logs, self.monitor):
+            super().on_epoch_end(epoch, logs)
+
+
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """``EarlyStopping`` that continues counting from the history of a resumed run.
 
     ``BackupAndRestore`` restores weights, optimizer and epoch but not this callback's
-    count of epochs without improvement, so a resumed run would stop later than an
-    uninterrupted one. The count and the best value are rebuilt from the history.
+    count of evaluations without improvement, so a resumed run would stop later than
+    an uninterrupted one. The count and the best value are rebuilt from the history.
+    Epochs without the monitored value (between validations) are not counted.
     """
 
     def __init__(self, previous: list[float], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._previous = previous
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if _monitored(logs, self.monitor):
+            super().on_epoch_end(epoch, logs)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
@@ -192,8 +242,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
                 self.wait += 1
 
 
-# Training options added after the first release, with their usual values: left out
-# of the fingerprint at that value, so older resume states stay valid.
+# Training options added since state format 2, with their usual values: left out of
+# the fingerprint at that value, so the states of earlier runs stay resumable.
 OPTION_DEFAULTS = {"precision": "float32", "jit_compile": False, "validation_freq": 1}
 
 
@@ -220,7 +270,8 @@ def build_optimizer(
     if isinstance(optimizer, str):
         return optimizer
     rate = _learning_rate(optimizer, steps_per_epoch, epochs)
-    decay = optimizer.weight_decay or None
+    # AdamW needs a float; the others take None for "no decay".
+    decay = optimizer.weight_decay if optimizer.name == "adamw" else optimizer.weight_decay or None
     optimizer_class = {
         "adam": keras.optimizers.Adam,
         "adamw": keras.optimizers.AdamW,
@@ -258,8 +309,9 @@ def compile_model(
 
     A learning-rate schedule needs ``steps_per_epoch`` (batches in one epoch).
     """
-    if not isinstance(training.optimizer, str) and steps_per_epoch is None:
-        raise ValueError("A scheduled optimizer needs the number of steps per epoch")
+    scheduled = getattr(training.optimizer, "schedule", "constant") != "constant"
+    if scheduled and steps_per_epoch is None:
+        raise ValueError("A learning-rate schedule needs the number of steps per epoch")
     model.compile(
         optimizer=build_optimizer(training.optimizer, steps_per_epoch or 0, training.epochs),
         loss=build_loss(training.loss),
@@ -345,11 +397,17 @@ def _architecture(layer: keras.layers.Layer) -> list[Any]:
     return [type(layer).__name__, config]
 
 
-def training_fingerprint(model: keras.Model, training: Training) -> str:
-    """sha256 of the model's architecture and the training parameters.
+STATE_FORMAT = 2  # the layout of the resume state; states of another format are not resumed
 
-    Options at their usual values stay out, so adding an option does not orphan the
-    resume state of a run started before it existed.
+
+def training_fingerprint(
+    model: keras.Model, training: Training, data: dict[str, Any] | None = None
+) -> str:
+    """sha256 of the model's architecture, the training parameters and ``data``.
+
+    ``data`` describes what is trained on (input shape, batches an epoch), so a state
+    left by a run on other data or batches is not resumed. Options at their usual
+    values stay out, so adding an option keeps the states written since this format.
     """
     fingerprinted = {
         key: value
@@ -357,11 +415,23 @@ def training_fingerprint(model: keras.Model, training: Training) -> str:
         if key not in OPTION_DEFAULTS or value != OPTION_DEFAULTS[key]
     }
     config = json.dumps(
-        {"model": _architecture(model), "training": fingerprinted},
+        {
+            "format": STATE_FORMAT,
+            "model": _architecture(model),
+            "training": fingerprinted,
+            "data": data or {},
+        },
         sort_keys=True,
         default=str,
     )
     return hashlib.sha256(config.encode()).hexdigest()
+
+
+def _describe_data(x: Any, batch_size: int | None, validation_split: float) -> dict[str, Any]:
+    """What the fingerprint records of the training data: shapes and batches an epoch."""
+    if batch_size is None:  # a batched tf.data.Dataset
+        return {"spec": str(x.element_spec), "batches": int(x.cardinality())}
+    return {"shape": list(x.shape), "batch_size": batch_size, "validation_split": validation_split}
 
 
 def fit_with_best_checkpoint(
@@ -400,7 +470,7 @@ def fit_with_best_checkpoint(
     if state is None:
         temporary = tempfile.TemporaryDirectory(prefix="convnets-training-")
         state = TrainingState(Path(temporary.name))
-    config = training_fingerprint(model, training)
+    config = training_fingerprint(model, training, _describe_data(x, batch_size, validation_split))
     previous = state.read_history() if state.is_resumable(config) else {}
     if previous:
         logger.info(
@@ -416,59 +486,65 @@ def fit_with_best_checkpoint(
     if resumed_from and resumed_from != state.run_id:
         # One continuous history: this run logs every epoch and names the run it continues.
         tags["resumed_from_run_id"] = resumed_from
+    mode = monitor_mode(monitor)
     best_so_far = None
     seen = [value for value in previous.get(monitor, []) if not math.isnan(value)]
     if seen:
-        best_so_far = (max if "acc" in monitor else min)(seen)
+        best_so_far = (max if mode == "max" else min)(seen)
     validated_keys = ("val_loss", "val_accuracy") if validated else ()
-    # Order matters: the checkpoint and early stopping see only the epochs that were
-    # validated; EpochLogger then adds the epoch time (and NaN for skipped validation)
-    # for CSVLogger to keep.
+    progress = TrainingProgress(epochs)
+    # Order matters. The checkpoint and early stopping see the epoch's own logs (they
+    # skip epochs without validation); EpochLogger adds the epoch time, the rate and
+    # NaN for a skipped validation, for CSVLogger to keep; BackupAndRestore records the
+    # epoch as done only after its checkpoint and history row are written.
     callbacks = [
-        keras.callbacks.BackupAndRestore(
-            backup_dir=str(state.backup), delete_checkpoint=True, double_checkpoint=True
-        ),
-        keras.callbacks.ModelCheckpoint(
+        ValidatedCheckpoint(
             filepath=str(state.best),
             save_best_only=True,
             monitor=monitor,
+            mode=mode,
             initial_value_threshold=best_so_far,
         ),
     ]
     patience = training.early_stopping_patience
     if patience:
         callbacks.append(
-            ResumableEarlyStopping(previous.get(monitor, []), monitor=monitor, patience=patience)
+            ResumableEarlyStopping(
+                previous.get(monitor, []), monitor=monitor, mode=mode, patience=patience
+            )
         )
     callbacks += [
-        TrainingProgress(epochs),
+        progress,
         EpochLogger(epochs, every_epoch=validated_keys),
         keras.callbacks.CSVLogger(str(state.history), append=True),
+        keras.callbacks.BackupAndRestore(
+            backup_dir=str(state.backup), delete_checkpoint=True, double_checkpoint=True
+        ),
     ]
     if state.run_id is not None:  # watch the run in the MLflow UI while it trains
-        callbacks.append(MlflowEpochMetrics(state.run_id, previous))
+        # Earlier epochs were logged to this very run already unless it is a new one.
+        backfill = previous if resumed_from != state.run_id else {}
+        callbacks.append(MlflowEpochMetrics(state.run_id, backfill))
     try:
-        with warnings.catch_warnings():
-            if training.validation_freq > 1:  # epochs without validation are expected
-                warnings.filterwarnings("ignore", "Can save best model only with", UserWarning)
-            model.fit(
-                x,
-                y,
-                epochs=epochs,
-                batch_size=batch_size,
-                validation_data=validation_data,
-                validation_split=validation_split,
-                validation_freq=training.validation_freq,
-                callbacks=callbacks,
-                # A tf.data.Dataset is shuffled by its own pipeline; Keras warns otherwise.
-                shuffle=y is not None,
-                verbose=0,
-            )
+        model.fit(
+            x,
+            y,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            validation_freq=training.validation_freq,
+            callbacks=callbacks,
+            # A tf.data.Dataset is shuffled by its own pipeline; Keras warns otherwise.
+            shuffle=y is not None,
+            verbose=0,
+        )
         history = state.read_history()
         best_model = keras.models.load_model(state.best)
         if temporary is None:
             shutil.rmtree(state.folder)  # finished: leave no resume state behind
     finally:
+        progress.close()
         if temporary is not None:
             temporary.cleanup()
     return model, best_model, history, tags

@@ -119,7 +119,14 @@ def test_train_and_evaluate_one_epoch(archive, tmp_path):
     train, validation, test = nodes.make_datasets(_decoded(archive, tmp_path), INPUT)
     state = TrainingState(tmp_path / "state", run_id="this-run")
     model, best, history, tags = nodes.train_model(train, validation, AUGMENTED, _training(), state)
-    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s"}
+    assert set(history) == {
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "epoch_time_s",
+        "learning_rate",
+    }
     assert len(history["val_loss"]) == 2
     assert tags == {}  # a fresh start continues no other run
     # The best checkpoint is the epoch with the lowest val_loss.

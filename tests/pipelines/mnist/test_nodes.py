@@ -48,7 +48,14 @@ def test_train_and_evaluate_both_models(arrays, tmp_path):
         nodes.scale_images(x_train), y_train, _training(**HELD_OUT), state
     )
     assert model.count_params() == 104_202
-    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s"}
+    assert set(history) == {
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "epoch_time_s",
+        "learning_rate",
+    }
     assert tags == {}
     metrics, confusion, per_class, figure = nodes.evaluate_final_model(
         model, nodes.scale_images(x_test), y_test, [str(i) for i in range(10)]
@@ -66,7 +73,7 @@ def test_the_books_setting_trains_on_every_image_without_validation(arrays, tmp_
     model, best, history, _ = nodes.train_model(
         nodes.scale_images(x_train), y_train, book, TrainingState(tmp_path / "state")
     )
-    assert set(history) == {"loss", "accuracy", "epoch_time_s"}
+    assert set(history) == {"loss", "accuracy", "epoch_time_s", "learning_rate"}
     assert int(model.optimizer.iterations) == -(-len(x_train) // book.batch_size)
     assert best.count_params() == model.count_params()
 

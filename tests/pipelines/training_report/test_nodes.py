@@ -36,6 +36,9 @@ def test_report_training_draws_accuracy_and_loss_with_validation_gaps():
         "Training accuracy",
         "Validation accuracy",
     ]
+    validation = figure.axes[0].lines[1]  # drawn through the validated epochs only
+    assert list(validation.get_xdata()) == [2, 4]
+    assert list(validation.get_ydata()) == [0.6, 0.7]
 
 
 def test_test_metrics_carry_the_models_name():

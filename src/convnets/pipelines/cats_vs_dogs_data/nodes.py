@@ -21,25 +21,32 @@ logger = logging.getLogger(__name__)
 
 
 def _check_split_request(archive: ImageArchive, data: CatsVsDogsData) -> None:
-    """Fail before any image is read when the requested subsets cannot fit the archive."""
-    subsets = [getattr(data.subsets, name) for name in SUBSET_NAMES]
-    wanted = sum(subset.size for subset in subsets)
-    lowest_start = min(subset.start for subset in subsets)
+    """Fail before any image is read when a subset cannot be filled from the archive.
+
+    Allocates indices as ``make_subset`` does (each subset from its ``start``, skipping
+    indices taken before) but without reading: a bound, since unreadable images are
+    replaced by later indices.
+    """
     for label in data.classes:
-        indices = archive.images.get(label, {})
-        usable = sum(1 for index in indices if index >= lowest_start)
-        if usable < wanted:
-            last = max(indices, default=None)
+        ordered = sorted(archive.images.get(label, {}))
+        taken: set[int] = set()
+        for name in SUBSET_NAMES:
+            subset = getattr(data.subsets, name)
+            free = [index for index in ordered if index >= subset.start and index not in taken]
+            taken.update(free[: subset.size])
+            if len(free) >= subset.size:
+                continue
+            key = f"cats_vs_dogs.subsets.{name}"
             advice = (
-                f"Its '{label}' images run from index {min(indices)} to {last}: lower "
-                "cats_vs_dogs.subsets.*.start"
-                if indices and lowest_start > last - wanted + 1
-                else "Lower cats_vs_dogs.subsets.*.size or use a larger archive"
+                f"lower {key}.start (its '{label}' images run from index {ordered[0]} "
+                f"to {ordered[-1]})"
+                if ordered and subset.start > ordered[-1]
+                else f"lower {key}.size or use a larger archive"
             )
             raise ValueError(
-                f"The subsets ask for {wanted} '{label}' images from index {lowest_start} on, "
-                f"but {archive.source} has only {usable} of its {len(indices)} '{label}' "
-                f"images there. {advice}."
+                f"The {name} subset asks for {subset.size} '{label}' images from index "
+                f"{subset.start} on, but {archive.source} has only {len(free)} left there "
+                f"(of {len(ordered)}): {advice}."
             )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import resource
 import statistics
 import time
 from collections.abc import Iterator
@@ -47,6 +46,7 @@ from convnets.training import (
     TrainingState,
     compile_model,
     fit_with_best_checkpoint,
+    peak_rss_mb,
     precision_policy,
 )
 
@@ -220,7 +220,8 @@ def measure_book_epoch(
     full epochs side by side instead.
     """
     keras.utils.set_random_seed(0)
-    model = build_catdog_model(book_input.image_size, book.root)
+    with precision_policy(book_training.precision):
+        model = build_catdog_model(book_input.image_size, book.root)
     batch = book_input.batch_size
     compile_model(
         model, book_training, steps_per_epoch=math.ceil(2 * data.subsets.train.size / batch)
@@ -259,22 +260,22 @@ def report_training_cost(
     epoch_times = [value for value in history.get(EPOCH_TIME, []) if not math.isnan(value)]
     median_epoch = statistics.median(epoch_times)
     equivalents = median_epoch / book_epoch["book_epoch_s"] * len(history["loss"])
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     logger.info(
         "Training cost: %d epochs of %.1f s (median), %.1f book-epoch equivalents",
         len(history["loss"]),
         median_epoch,
         equivalents,
     )
-    return as_mlflow_metrics(
-        {
-            "book_epoch_equivalents": equivalents,
-            "train_wall_time_s": sum(epoch_times),
-            "median_epoch_s": median_epoch,
-            "book_epoch_s": book_epoch["book_epoch_s"],
-            "peak_rss_mb": peak_mb,
-        }
-    )
+    metrics = {
+        "book_epoch_equivalents": equivalents,
+        "train_wall_time_s": sum(epoch_times),
+        "median_epoch_s": median_epoch,
+        "book_epoch_s": book_epoch["book_epoch_s"],
+    }
+    if peak_mb is not None:
+        metrics["peak_rss_mb"] = peak_mb
+    return as_mlflow_metrics(metrics)
 
 
 def _score(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import keras
@@ -52,7 +53,8 @@ def train_model(
     keras.utils.set_random_seed(training.seed)
     with precision_policy(training.precision):
         model = build_mnist_convnet(input_shape=x_train.shape[1:], num_classes=training.num_classes)
-    compile_model(model, training)
+    trained_on = len(x_train) - int(len(x_train) * training.validation_split)
+    compile_model(model, training, steps_per_epoch=math.ceil(trained_on / training.batch_size))
     return fit_with_best_checkpoint(
         model,
         training,

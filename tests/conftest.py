@@ -97,6 +97,7 @@ def reset_mlflow() -> None:
     while mlflow.active_run():
         mlflow.end_run()
     fluent._active_experiment_id = None
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set by MLflow for the run's process
 
 
 @pytest.fixture

@@ -310,6 +310,7 @@ def _fit_with_probe(model, training, x, y, *, state, probe):
 
 
 def test_metrics_reach_mlflow_as_each_epoch_ends_and_a_resumed_run_backfills(tmp_path):
+    reset_mlflow()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
         with mlflow.start_run() as first:

@@ -9,6 +9,7 @@ from tests.conftest import reset_mlflow
 
 
 def test_tags_are_set_on_the_active_run(tmp_path):
+    reset_mlflow()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
         with mlflow.start_run() as run:

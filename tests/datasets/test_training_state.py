@@ -16,6 +16,7 @@ def test_load_gives_a_state_for_the_path_without_an_active_run(tmp_path):
 
 
 def test_load_ties_the_state_to_the_active_run(tmp_path):
+    reset_mlflow()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
         with mlflow.start_run() as run:

@@ -189,9 +189,12 @@ def test_predict_classifies_a_folder_with_the_catalog_model_or_an_mlflow_uri(ked
     assert (kedro_project / "data" / "08_reporting" / "predict" / "predictions.png").is_file()
 
     mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")
+    experiment = mlflow.get_experiment_by_name("convnets")
     best = next(
         model
-        for model in mlflow.search_logged_models(output_format="list")
+        for model in mlflow.search_logged_models(
+            experiment_ids=[experiment.experiment_id], output_format="list"
+        )
         if model.name == "best_checkpoint"
     )
     _run(

@@ -7,7 +7,7 @@
 set -u
 cd "$(dirname "$0")"
 echo 19 > /proc/self/autogroup 2>/dev/null || true   # no-op if already done by the launcher
-PY=/work/runs/venv/bin/python
+PY=${PY:-python}  # the venv with the project installed
 mkdir -p ../../data/ablation/logs
 i=1
 while :; do

@@ -30,8 +30,6 @@ RECIPES = ("catdog", "catdog_fast")
 
 def worker(recipe: str, split_dir: Path, cache_dir: Path) -> dict:
     """Two epochs of ``recipe`` in this process; the second is the measured one."""
-    from tests.conftest import conf_parameters  # noqa: PLC0415
-
     from convnets.datasets import ImageArrayDataset, ImageFolderDataset  # noqa: PLC0415
     from convnets.models import build_catdog_model  # noqa: PLC0415
     from convnets.parameters import (  # noqa: PLC0415
@@ -39,12 +37,13 @@ def worker(recipe: str, split_dir: Path, cache_dir: Path) -> dict:
         CatsVsDogsData,
         ImageInput,
         Training,
+        conf_parameters,
         parse,
     )
     from convnets.pipelines.image_classifier import nodes  # noqa: PLC0415
     from convnets.training import compile_model  # noqa: PLC0415
 
-    params = conf_parameters()
+    params = conf_parameters(ROOT / "conf")
     data = parse(CatsVsDogsData, "cats_vs_dogs", params["cats_vs_dogs"])
     image_input = parse(ImageInput, f"{recipe}.input", params[recipe]["input"])
     architecture = parse(Architecture, f"{recipe}.architecture", params[recipe]["architecture"])
@@ -80,7 +79,6 @@ def main() -> int:
     parser.add_argument("--worker", choices=RECIPES, help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     if args.worker:
         print(json.dumps(worker(args.worker, args.split, args.cache)))
         return 0

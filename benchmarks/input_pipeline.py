@@ -52,13 +52,16 @@ def _pread_reader():
 
 def prepare(split_dir: Path, cache_dir: Path, image_size: tuple[int, int]) -> None:
     """Decode the split once at ``image_size`` with the project's own node and dataset."""
-    from tests.conftest import conf_parameters  # noqa: PLC0415
-
     from convnets.datasets import ImageArrayDataset, ImageFolderDataset  # noqa: PLC0415
-    from convnets.parameters import CatsVsDogsData, ImageInput, parse  # noqa: PLC0415
+    from convnets.parameters import (  # noqa: PLC0415
+        CatsVsDogsData,
+        ImageInput,
+        conf_parameters,
+        parse,
+    )
     from convnets.pipelines.image_classifier.nodes import decode_images  # noqa: PLC0415
 
-    params = conf_parameters()
+    params = conf_parameters(ROOT / "conf")
     data = parse(CatsVsDogsData, "cats_vs_dogs", params["cats_vs_dogs"])
     image_input = parse(
         ImageInput, "catdog.input", {**params["catdog"]["input"], "image_size": list(image_size)}
@@ -109,7 +112,6 @@ def main() -> int:
     if args.worker:
         print(json.dumps(worker(args.worker, args.cache, size, args.epochs)))
         return 0
-    sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory(prefix="convnets-input-") as tmp:
         cache = Path(tmp) / "decoded"
         prepare(args.split, cache, size)

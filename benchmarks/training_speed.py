@@ -169,12 +169,9 @@ def _train_rate(model, dataset, batch_size: int, warmup: int, steps: int) -> flo
 
 def _catdog_params() -> dict[str, Any]:
     """conf/base's parameters, as ``kedro run`` would start from."""
-    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+    from convnets.parameters import conf_parameters  # noqa: PLC0415
 
-    loader = OmegaConfigLoader(
-        conf_source=str(ROOT / "conf"), base_env="base", default_run_env="base"
-    )
-    return loader["parameters"]
+    return conf_parameters(ROOT / "conf")
 
 
 def _project_setup(split_dir: Path, work: Path, options: dict[str, Any]):

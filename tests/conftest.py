@@ -128,15 +128,9 @@ def http_server(tmp_path: Path):
 
 def conf_parameters(env: str | None = None) -> dict:
     """The project's parameters as ``kedro run`` reads them (base, then ``env``)."""
-    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+    from convnets.parameters import conf_parameters as load  # noqa: PLC0415
 
-    loader = OmegaConfigLoader(
-        conf_source=str(PROJECT_ROOT / "conf"),
-        base_env="base",
-        default_run_env=env or "base",
-        merge_strategy={"parameters": "soft"},
-    )
-    return loader["parameters"]
+    return load(PROJECT_ROOT / "conf", env)
 
 
 def _merged(value: dict, changes: dict) -> dict:

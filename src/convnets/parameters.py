@@ -11,6 +11,7 @@ once, each named by its full key with a ``--params=`` to copy, before any node r
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -294,6 +295,22 @@ def describe_errors(section: str, value: Any, error: ValidationError) -> list[st
             hint = f"remove {key} from conf/ or --params"
         lines.append(f"{key}: {message}{got}. Fix: {hint}")
     return list(dict.fromkeys(lines))
+
+
+def conf_parameters(conf_source: str | Path, env: str | None = None) -> dict[str, Any]:
+    """The parameters of ``conf_source`` as ``kedro run`` reads them: base, then ``env``.
+
+    For code that runs outside a Kedro session (tests, benchmarks).
+    """
+    from kedro.config import OmegaConfigLoader  # noqa: PLC0415 - only outside a session
+
+    loader = OmegaConfigLoader(
+        conf_source=str(conf_source),
+        base_env="base",
+        default_run_env=env or "base",
+        merge_strategy={"parameters": "soft"},
+    )
+    return loader["parameters"]
 
 
 def parse(model: type, section: str, value: Any) -> Any:

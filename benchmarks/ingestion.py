@@ -19,7 +19,6 @@ import io
 import json
 import logging
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ from PIL import Image
 from convnets.datasets import ImageArchiveDataset, ImageFolderDataset, JsonStateDataset
 from convnets.parameters import CatsVsDogsData, parse
 from convnets.pipelines.cats_vs_dogs_data.nodes import make_subset
+from convnets.training import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("benchmarks.ingestion")
@@ -137,7 +137,7 @@ def main() -> int:
             "second_run_wrote_nothing": split_dir.joinpath(".content.sha256").stat().st_mtime_ns
             == written,
             "images_in_split": first["images"],
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "peak_rss_mib": round(peak_rss_mb()),
             "report_counts": first["metrics"],
             "files_written_outside_data": outside,
         }

@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -144,11 +143,6 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2.0 * size**3 / best / 1e9
 
 
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process (Linux reports ``ru_maxrss`` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _input_pass(dataset) -> float:
     """Images per second over one full pass of ``dataset``."""
     count = 0
@@ -234,7 +228,9 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         model.fit(train, validation_data=validation, epochs=1, verbose=0)
         result["epoch_s"] = time.perf_counter() - started
     result["matmul_peak_gflops_per_s"] = matmul_peak_gflops()
-    result["peak_rss_mb"] = _peak_rss_mb()
+    from convnets.training import peak_rss_mb  # noqa: PLC0415
+
+    result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 

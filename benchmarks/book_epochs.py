@@ -18,11 +18,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from worker import run_worker  # benchmarks/worker.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("catdog", "catdog_fast")
@@ -98,14 +99,7 @@ def main() -> int:
                     "--cache",
                     str(Path(tmp) / "decoded"),
                 ]
-                done = subprocess.run(
-                    command,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-                )
-                results[recipe] = json.loads(done.stdout.strip().splitlines()[-1])
+                results[recipe] = run_worker(command)
             book, fast = results["catdog"], results["catdog_fast"]
             ratio = fast["epoch_wall_s"] / book["epoch_wall_s"]
             rounds.append(

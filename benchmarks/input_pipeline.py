@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from worker import run_worker  # benchmarks/worker.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,14 +132,7 @@ def main() -> int:
                     "--epochs",
                     str(args.epochs),
                 ]
-                done = subprocess.run(
-                    command,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-                )
-                results[reader] = json.loads(done.stdout.strip().splitlines()[-1])
+                results[reader] = run_worker(command)
             ratio = results["memmap"]["images_per_s"] / results["pread"]["images_per_s"]
             rounds.append({"order": order, **results, "ratio_memmap_over_pread": ratio})
             print(

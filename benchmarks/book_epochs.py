@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("catdog", "catdog_fast")
 
 
-def worker(recipe: str, split_dir: Path, cache_dir: Path) -> dict:
+def worker(recipe: str, split_dir: Path, cache_dir: Path, overrides: list[str]) -> dict:
     """Two epochs of ``recipe`` in this process; the second is the measured one."""
     from convnets.datasets import ImageArrayDataset, ImageFolderDataset  # noqa: PLC0415
     from convnets.models import build_catdog_model  # noqa: PLC0415
@@ -44,7 +44,7 @@ def worker(recipe: str, split_dir: Path, cache_dir: Path) -> dict:
     from convnets.pipelines.image_classifier import nodes  # noqa: PLC0415
     from convnets.training import compile_model  # noqa: PLC0415
 
-    params = conf_parameters(ROOT / "conf")
+    params = conf_parameters(ROOT / "conf", overrides=overrides)
     data = parse(CatsVsDogsData, "cats_vs_dogs", params["cats_vs_dogs"])
     image_input = parse(ImageInput, f"{recipe}.input", params[recipe]["input"])
     architecture = parse(Architecture, f"{recipe}.architecture", params[recipe]["architecture"])
@@ -76,12 +76,19 @@ def main() -> int:
         "--split", type=Path, default=ROOT / "data/02_intermediate/cats_vs_dogs_small"
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--params",
+        default="",
+        help="overrides for both recipes, as `kedro run --params` takes them, e.g. "
+        "catdog_fast.architecture.convolution=separable",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--worker", choices=RECIPES, help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.split, args.cache)))
+        overrides = [item for item in args.params.split(",") if item]
+        print(json.dumps(worker(args.worker, args.split, args.cache, overrides)))
         return 0
     rounds = []
     with tempfile.TemporaryDirectory(prefix="convnets-book-epochs-") as tmp:
@@ -98,6 +105,8 @@ def main() -> int:
                     str(args.split),
                     "--cache",
                     str(Path(tmp) / "decoded"),
+                    "--params",
+                    args.params,
                 ]
                 results[recipe] = run_worker(command)
             book, fast = results["catdog"], results["catdog_fast"]
@@ -122,7 +131,8 @@ def main() -> int:
         f"(a catdog_fast run of E epochs = {median:.3f} x E book-epoch equivalents)"
     )
     if args.json:
-        args.json.write_text(json.dumps({"rounds": rounds, "median_ratio": median}, indent=1))
+        result = {"params": args.params, "rounds": rounds, "median_ratio": median}
+        args.json.write_text(json.dumps(result, indent=1))
     return 0
 
 

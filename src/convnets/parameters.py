@@ -297,11 +297,15 @@ def describe_errors(section: str, value: Any, error: ValidationError) -> list[st
     return list(dict.fromkeys(lines))
 
 
-def conf_parameters(conf_source: str | Path, env: str | None = None) -> dict[str, Any]:
+def conf_parameters(
+    conf_source: str | Path, env: str | None = None, overrides: list[str] | None = None
+) -> dict[str, Any]:
     """The parameters of ``conf_source`` as ``kedro run`` reads them: base, then ``env``.
 
+    ``overrides`` are ``key.path=value`` items, as ``kedro run --params`` takes them.
     For code that runs outside a Kedro session (tests, benchmarks).
     """
+    from omegaconf import OmegaConf  # noqa: PLC0415
     from kedro.config import OmegaConfigLoader  # noqa: PLC0415 - only outside a session
 
     loader = OmegaConfigLoader(
@@ -309,6 +313,7 @@ def conf_parameters(conf_source: str | Path, env: str | None = None) -> dict[str
         base_env="base",
         default_run_env=env or "base",
         merge_strategy={"parameters": "soft"},
+        runtime_params=OmegaConf.to_container(OmegaConf.from_dotlist(overrides or [])),
     )
     return loader["parameters"]
 

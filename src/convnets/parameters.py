@@ -305,8 +305,8 @@ def conf_parameters(
     ``overrides`` are ``key.path=value`` items, as ``kedro run --params`` takes them.
     For code that runs outside a Kedro session (tests, benchmarks).
     """
-    from omegaconf import OmegaConf  # noqa: PLC0415
     from kedro.config import OmegaConfigLoader  # noqa: PLC0415 - only outside a session
+    from omegaconf import OmegaConf  # noqa: PLC0415
 
     loader = OmegaConfigLoader(
         conf_source=str(conf_source),

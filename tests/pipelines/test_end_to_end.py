@@ -1,5 +1,6 @@
 """Each registered pipeline, run through KedroSession on tiny data, recorded in MLflow."""
 
+import io
 from pathlib import Path
 
 import mlflow
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from PIL import Image
 
 from tests.conftest import jpeg_bytes, reset_mlflow
 
@@ -40,6 +42,26 @@ FIGURES = {
     "catdog_baseline": {"training_curves.png", "confusion_matrix.png"},
     "catdog_fast": {"training_curves.png", "confusion_matrix.png", "augmentation_samples.png"},
 }
+
+
+FASHION = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+
+
+def _png(size: int, mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (size, size), color=128 if mode == "L" else (128, 64, 32)).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def _nested(dotted: dict) -> dict:
@@ -124,13 +146,28 @@ def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params)
     assert {model.name for model in logged} == {"model", "best_checkpoint"}
     best = next(model for model in logged if model.name == "best_checkpoint")
     assert best.source_run_id == run.info.run_id
-    loaded = mlflow.pyfunc.load_model(f"models:/{best.model_id}")
+    # The best checkpoint is served: registered, champion, bytes in, label out.
+    registered = f"convnets-{pipeline.replace('_', '-')}"
+    version = client.get_model_version_by_alias(registered, "champion")
+    assert version.run_id == run.info.run_id and version.source.endswith(best.model_id)
+    assert float(version.tags["best_checkpoint_test_accuracy"]) == pytest.approx(
+        run.data.metrics["best_checkpoint_test_accuracy"], abs=1e-6
+    )
+    served = mlflow.pyfunc.load_model(f"models:/{registered}@champion")
+    assert [spec.name for spec in served.metadata.get_input_schema().inputs] == ["image"]
+    picture = _png(28, mode="L") if digits else jpeg_bytes(7, size=40)
+    answer = served.predict(pd.DataFrame({"image": [picture, b"not a picture"]}))
+    probability = "probability" if digits else "probability_dog"
+    assert list(answer.columns) == ["label", probability, "error"]
+    assert answer.label[0] in (
+        [str(d) for d in range(10)]
+        if pipeline == "mnist"
+        else (FASHION if digits else ["cat", "dog"])
+    )
+    assert 0 <= answer[probability][0] <= 1 and answer.error[0] == ""
+    assert answer.label[1] == "" and answer.error[1].startswith("UnidentifiedImageError")
     if pipeline == "catdog_fast":  # the served model averages over mirror images too
-        keras_model = mlflow.keras.load_model(f"models:/{best.model_id}")
-        assert keras_model.name.endswith("_flip_averaged")
-    shape = (1, 28, 28, 1) if digits else (1, 80, 80, 3)
-    prediction = np.asarray(loaded.predict(np.zeros(shape, dtype="float32")))
-    assert prediction.shape == ((1, 10) if digits else (1, 1))
+        assert served.unwrap_python_model().keras_model.name.endswith("_flip_averaged")
 
     models = kedro_project / "data" / "06_models" / pipeline
     assert len(list((models / "model.keras").iterdir())) == 1  # one version folder

@@ -8,12 +8,14 @@ from kedro.io import AbstractDataset, DatasetError, Version
 
 
 class KerasModelSourceDataset(AbstractDataset[None, Any]):
-    """Loads ``model_uri`` with ``mlflow.keras`` when given, else the latest version at
+    """Loads the Keras model of ``model_uri`` when given, else the latest version at
     ``filepath`` (a versioned ``TensorFlowModelDataset`` folder).
 
-    The predict pipeline takes its model from either place, chosen at run time
-    (``--params=model_uri=models:/<model_id>``); one catalog entry cannot switch
-    between two dataset types, hence this class.
+    ``model_uri`` is any MLflow model URI (``models:/convnets-catdog@champion``,
+    ``models:/<model_id>``, ``runs:/…``): a Keras-flavor model, or the servable model
+    (``serving.ImageClassifier``), whose Keras model is taken out of its wrapper.
+    The predict pipeline takes its model from either place, chosen at run time; one
+    catalog entry cannot switch between two dataset types, hence this class.
     """
 
     def __init__(
@@ -31,15 +33,7 @@ class KerasModelSourceDataset(AbstractDataset[None, Any]):
 
     def load(self) -> Any:
         if self._model_uri:
-            import mlflow.keras  # noqa: PLC0415 - only when a URI is given
-
-            try:
-                return mlflow.keras.load_model(self._model_uri)
-            except Exception as exc:
-                raise DatasetError(
-                    f"Cannot load the MLflow model {self._model_uri!r}: {exc}. List the logged "
-                    "models with mlflow.search_logged_models() (run from the project root)."
-                ) from exc
+            return _load_mlflow_keras_model(self._model_uri)
         from kedro_datasets.tensorflow import TensorFlowModelDataset  # noqa: PLC0415
 
         saved = TensorFlowModelDataset(filepath=self._filepath, version=Version(None, None))
@@ -51,3 +45,20 @@ class KerasModelSourceDataset(AbstractDataset[None, Any]):
                 "--pipelines=catdog, or the pipeline --params=predict_model=<name> names), "
                 "or pass an MLflow model with --params=model_uri=models:/<model_id>."
             ) from exc
+
+
+def _load_mlflow_keras_model(model_uri: str) -> Any:
+    import mlflow  # noqa: PLC0415 - only when a URI is given
+
+    try:
+        flavors = mlflow.models.get_model_info(model_uri).flavors
+        if "keras" in flavors:
+            return mlflow.keras.load_model(model_uri)
+        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().keras_model
+    except Exception as exc:
+        raise DatasetError(
+            f"Cannot load the MLflow model {model_uri!r} (tracking URI "
+            f"{mlflow.get_tracking_uri()}): {exc}. Registered models: `mlflow models` in the "
+            "UI's Models tab, or MlflowClient().search_registered_models(); logged models: "
+            "mlflow.search_logged_models() (run from the project root)."
+        ) from exc

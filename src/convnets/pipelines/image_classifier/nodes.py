@@ -41,6 +41,7 @@ from convnets.reporting import (
     evaluation_metrics,
     plot_confusion_matrix,
 )
+from convnets.serving import ServingConfig, ServingSpec
 from convnets.training import (
     EPOCH_TIME,
     TrainingState,
@@ -295,13 +296,33 @@ def _score(
 
 def evaluate_best_checkpoint(
     model: keras.Model, test_ds: tf.data.Dataset, data: CatsVsDogsData
-) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, Figure]:
-    """Evaluation: the best checkpoint on the test subset (listing 8.18), confusion matrix."""
+) -> tuple[dict[str, Any], float, pd.DataFrame, pd.DataFrame, Figure]:
+    """Evaluation: the best checkpoint on the test subset (listing 8.18), confusion matrix.
+
+    The test accuracy also comes out on its own, as the registry's promotion score.
+    """
     labels, predicted, test_loss, test_accuracy = _score(model, test_ds, data.decision_threshold)
     confusion, per_class = classification_tables(labels, predicted, list(data.classes))
     logger.info("Best checkpoint: test accuracy %.4f, test loss %.4f", test_accuracy, test_loss)
     metrics = evaluation_metrics("best_checkpoint", test_loss, test_accuracy)
-    return metrics, confusion, per_class, plot_confusion_matrix(confusion, "Cats vs dogs test set")
+    figure = plot_confusion_matrix(confusion, "Cats vs dogs test set")
+    return metrics, test_accuracy, confusion, per_class, figure
+
+
+def describe_serving(
+    split: ImageFolder, data: CatsVsDogsData, image_input: ImageInput
+) -> ServingSpec:
+    """Serving: how a client's picture becomes this model's input, and a test picture."""
+    config = ServingConfig(
+        class_names=list(data.classes),
+        image_size=list(image_input.image_size),
+        channels=3,
+        input_scale=1.0,  # the models rescale their uint8 input themselves
+        max_pixels=data.max_image_pixels,
+        decision_threshold=data.decision_threshold,
+    )
+    example = split.files("test", data.classes[0])[0].read_bytes()
+    return ServingSpec(config, example, test_split_sha256=split.fingerprint)
 
 
 def evaluate_final_model(

@@ -55,11 +55,19 @@ def create_pipeline(
             inputs=["best_checkpoint_keras", "cats_vs_dogs_test", "params:cats_vs_dogs"],
             outputs=[
                 "best_checkpoint_test_metrics",
+                "best_checkpoint_test_accuracy",
                 "confusion_matrix",
                 "per_class_metrics",
                 "confusion_matrix_plot",
             ],
             name="evaluate_best_checkpoint",
+            tags="evaluation",
+        ),
+        node(
+            nodes.describe_serving,
+            inputs=["cats_vs_dogs_small", "params:cats_vs_dogs", "params:input"],
+            outputs="serving_spec",
+            name="describe_serving",
             tags="evaluation",
         ),
         node(

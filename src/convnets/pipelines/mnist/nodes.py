@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import math
 from typing import Any
@@ -10,10 +12,12 @@ import keras
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from PIL import Image
 
 from convnets.models import build_mnist_convnet
 from convnets.parameters import MnistTraining
 from convnets.reporting import classification_tables, evaluation_metrics, plot_confusion_matrix
+from convnets.serving import ServingConfig, ServingSpec
 from convnets.training import (
     TrainingState,
     compile_model,
@@ -88,8 +92,30 @@ def evaluate_final_model(
 
 def evaluate_best_checkpoint(
     model: keras.Model, x_test: np.ndarray, y_test: np.ndarray
-) -> dict[str, Any]:
-    """Evaluation: the best checkpoint (``checkpoint_monitor``), beside the book's score."""
+) -> tuple[dict[str, Any], float]:
+    """Evaluation: the best checkpoint (``checkpoint_monitor``), beside the book's score.
+
+    The test accuracy also comes out on its own, as the registry's promotion score.
+    """
     test_loss, test_accuracy = _score(model, x_test, y_test)
     logger.info("Best checkpoint: test accuracy %.4f", test_accuracy)
-    return evaluation_metrics("best_checkpoint", test_loss, test_accuracy)
+    return evaluation_metrics("best_checkpoint", test_loss, test_accuracy), test_accuracy
+
+
+def describe_serving(
+    x_test_raw: np.ndarray, y_test: np.ndarray, class_names: list[str], max_image_pixels: int
+) -> ServingSpec:
+    """Serving: a grayscale picture scaled as in ``scale_images``; a test digit as PNG."""
+    config = ServingConfig(
+        class_names=list(class_names),
+        image_size=list(x_test_raw.shape[1:3]),
+        channels=1,
+        input_scale=1 / 255,
+        max_pixels=max_image_pixels,
+        decision_threshold=None,
+    )
+    example = io.BytesIO()
+    Image.fromarray(x_test_raw[0]).save(example, format="PNG")
+    split = hashlib.sha256(np.ascontiguousarray(x_test_raw).tobytes())
+    split.update(np.ascontiguousarray(y_test).tobytes())
+    return ServingSpec(config, example.getvalue(), test_split_sha256=split.hexdigest())

@@ -57,8 +57,15 @@ def create_pipeline(namespace: str = "mnist", raw_dataset: str = "mnist_raw") ->
             node(
                 nodes.evaluate_best_checkpoint,
                 inputs=["best_checkpoint_keras", "x_test", "y_test"],
-                outputs="best_checkpoint_test_metrics",
+                outputs=["best_checkpoint_test_metrics", "best_checkpoint_test_accuracy"],
                 name="evaluate_best_checkpoint",
+                tags="evaluation",
+            ),
+            node(
+                nodes.describe_serving,
+                inputs=["x_test_raw", "y_test", "params:class_names", "params:max_image_pixels"],
+                outputs="serving_spec",
+                name="describe_serving",
                 tags="evaluation",
             ),
         ]

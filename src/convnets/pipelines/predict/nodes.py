@@ -16,12 +16,12 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from convnets.parameters import CatsVsDogsData, Predict
-from convnets.preprocessing import to_model_input
 from convnets.reporting import as_mlflow_metrics
+from convnets.serving import ERROR_COLUMN, ServingConfig, classify
 
 logger = logging.getLogger(__name__)
 
-PREDICT_CHUNK = 64  # pictures resized and classified at a time
+PREDICT_CHUNK = 64  # pictures read and classified at a time
 KAGGLE_NAME = re.compile(r"(?:^|/)(?P<label>cat|dog)\.\d+\.", re.IGNORECASE)
 
 
@@ -33,12 +33,13 @@ def predict_images(
 ) -> tuple[pd.DataFrame, dict[str, dict[str, float]], Figure]:
     """Probability of dog for every picture; unreadable files are reported, not fatal.
 
-    Each file's bytes become model input as in training (``preprocessing``), after its
-    header is checked against ``cats_vs_dogs.max_image_pixels``: a larger picture is
-    refused with an error row before it is decoded.
+    Each file goes through ``serving.classify``, as in the served model: its header is
+    checked against ``cats_vs_dogs.max_image_pixels`` (a larger picture is refused
+    with an error row before it is decoded), then it becomes model input as in
+    training (``preprocessing``).
 
     A probability above ``cats_vs_dogs.decision_threshold`` means the second class, as
-    in the models' evaluation. Returns the table (file, probability_dog, label,
+    in the models' evaluation. Returns the table (file, label, probability_dog,
     true_label, error), the accuracy on the files whose Kaggle-style name gives their
     label (as MLflow metrics, empty when none do), and a grid of pictures spread over
     the folder.
@@ -48,42 +49,34 @@ def predict_images(
             "No files to classify: put pictures in the folder given by "
             "--params=predict_dir=<folder> (default data/01_raw/predict/)."
         )
-    image_size = tuple(model.input_shape[1:3])
-    class_names = list(data.classes)
-    rows, pending = [], []
-
-    def classify(pending: list[tuple[int, np.ndarray]]) -> None:
-        # In chunks, so memory does not grow with the number of pictures.
-        probabilities = model.predict(np.stack([a for _, a in pending]), verbose=0)[:, 0]
-        for (row, _), probability in zip(pending, probabilities, strict=True):
-            rows[row]["probability_dog"] = float(probability)
-            above = probability > data.decision_threshold
-            rows[row]["label"] = class_names[1] if above else class_names[0]
-        pending.clear()
-
-    for name in sorted(images):
-        match = KAGGLE_NAME.search(name)
-        rows.append(
-            {
-                "file": name,
-                "probability_dog": np.nan,
-                "label": "",
-                "true_label": match["label"].lower() if match else "",
-                "error": "",
-            }
-        )
-        try:
-            pixels = to_model_input(images[name](), image_size, data.max_image_pixels)
-            pending.append((len(rows) - 1, pixels))
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not fatal
-            cause = exc.__cause__ or exc  # Kedro wraps the decoder's error in a DatasetError
-            rows[-1]["error"] = f"{type(cause).__name__}: {str(cause)[:200]}"
-            logger.warning("Cannot read %s: %s", name, rows[-1]["error"])
-        if len(pending) == PREDICT_CHUNK:
-            classify(pending)
-    if pending:
-        classify(pending)
-    table = pd.DataFrame(rows)
+    config = ServingConfig(
+        class_names=list(data.classes),
+        image_size=list(model.input_shape[1:3]),
+        channels=3,
+        input_scale=1.0,
+        max_pixels=data.max_image_pixels,
+        decision_threshold=data.decision_threshold,
+    )
+    names = sorted(images)
+    chunks = []
+    for start in range(0, len(names), PREDICT_CHUNK):  # memory stays flat
+        chunk, contents, read_errors = names[start : start + PREDICT_CHUNK], [], {}
+        for name in chunk:
+            try:
+                contents.append(images[name]())
+            except Exception as exc:  # noqa: BLE001 - an unreadable file is its row's error
+                cause = exc.__cause__ or exc  # Kedro wraps the reader's error in a DatasetError
+                read_errors[name] = f"{type(cause).__name__}: {str(cause)[:200]}"
+                contents.append(b"")
+        answers = classify(model, config, contents)
+        answers.insert(0, "file", chunk)
+        for name, error in read_errors.items():
+            answers.loc[answers.file == name, ERROR_COLUMN] = error
+        chunks.append(answers)
+    table = pd.concat(chunks, ignore_index=True)
+    table.insert(3, "true_label", [_true_label(name) for name in table.file])
+    for row in table[table[ERROR_COLUMN] != ""].itertuples():
+        logger.warning("Cannot read %s: %s", row.file, row.error)
     readable = table["error"] == ""
     known = readable & (table["true_label"] != "")
     metrics = {}
@@ -100,6 +93,11 @@ def predict_images(
     shown = classified.iloc[np.unique(np.linspace(0, len(classified) - 1, count).astype(int))]
     pictures = {name: Image.open(io.BytesIO(images[name]())) for name in shown.file}
     return table, metrics, _prediction_grid(shown, pictures)
+
+
+def _true_label(name: str) -> str:
+    match = KAGGLE_NAME.search(name)
+    return match["label"].lower() if match else ""
 
 
 def _prediction_grid(shown: pd.DataFrame, pictures: dict[str, Image.Image]) -> Figure:

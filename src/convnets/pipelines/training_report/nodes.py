@@ -6,6 +6,7 @@ import keras
 from matplotlib.figure import Figure
 
 from convnets.reporting import plot_training_curves
+from convnets.serving import ServableModel, ServingSpec
 
 
 def report_training(history: dict[str, list[float]], title: str) -> Figure:
@@ -13,6 +14,13 @@ def report_training(history: dict[str, list[float]], title: str) -> Figure:
     return plot_training_curves(history, title)
 
 
-def log_models(model: keras.Model, best_checkpoint: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """Both trained models, handed to the catalog's MLflow model datasets to log."""
-    return model, best_checkpoint
+def log_final_model(model: keras.Model) -> keras.Model:
+    """The model after the last epoch, handed to the catalog's MLflow model dataset."""
+    return model
+
+
+def package_servable_model(
+    best_checkpoint: keras.Model, test_accuracy: float, spec: ServingSpec
+) -> ServableModel:
+    """The best checkpoint as a model that takes image bytes, to log, register and serve."""
+    return ServableModel(best_checkpoint, spec, test_accuracy)

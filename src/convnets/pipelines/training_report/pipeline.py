@@ -6,7 +6,9 @@ from convnets.pipelines.training_report import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """``history`` to the training curves; both saved models to MLflow.
+    """``history`` to the training curves; both saved models to MLflow, the best
+    checkpoint as a servable, registered model (``serving_spec`` comes from the model
+    pipeline).
 
     Added to a model pipeline before it is namespaced, so its dataset names
     (``history``, ``model_keras`` …) resolve inside that namespace.
@@ -21,10 +23,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                 tags="evaluation",
             ),
             node(
-                nodes.log_models,
-                inputs=["model_keras", "best_checkpoint_keras"],
-                outputs=["mlflow_model", "mlflow_best_checkpoint"],
-                name="log_mlflow_models",
+                nodes.log_final_model,
+                inputs="model_keras",
+                outputs="mlflow_model",
+                name="log_final_model",
+                tags="evaluation",
+            ),
+            node(
+                nodes.package_servable_model,
+                inputs=["best_checkpoint_keras", "best_checkpoint_test_accuracy", "serving_spec"],
+                outputs="servable_model",
+                name="register_servable_model",
                 tags="evaluation",
             ),
         ]

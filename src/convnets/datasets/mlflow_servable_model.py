@@ -1,0 +1,130 @@
+"""A servable model logged to the active MLflow run, registered, and promoted by its score."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from kedro.io import AbstractDataset, DatasetError
+from mlflow.exceptions import MlflowException
+
+import convnets
+from convnets.serving import IMAGE_COLUMN, KERAS_ARTIFACT, ServableModel
+
+logger = logging.getLogger(__name__)
+
+SPLIT_TAG = "test_split_sha256"
+ACCURACY_TAG = "best_checkpoint_test_accuracy"
+DECISION_TAG = "champion_decision"
+
+
+def champion_decision(
+    accuracy: float, split: str, champion: dict[str, str] | None
+) -> tuple[bool, str]:
+    """Whether a new version takes the alias from ``champion`` (its version's tags), and why.
+
+    It does only when its test accuracy is strictly greater on the same test split;
+    a first version always does. A champion scored on another split is kept: the two
+    scores do not compare, and moving the alias is then a person's decision.
+    """
+    if champion is None:
+        return True, f"first version scored: test accuracy {accuracy:.4f}"
+    try:
+        champion_accuracy = float(champion[ACCURACY_TAG])
+        champion_split = champion[SPLIT_TAG]
+    except (KeyError, ValueError):
+        return False, "the champion has no score tags: kept, set the alias by hand"
+    if champion_split != split:
+        return False, (
+            f"the champion was scored on another test split ({champion_split[:12]}…, "
+            f"this one {split[:12]}…): kept, scores do not compare"
+        )
+    if accuracy > champion_accuracy:
+        return True, f"test accuracy {accuracy:.4f} > champion's {champion_accuracy:.4f}"
+    return False, f"test accuracy {accuracy:.4f} <= champion's {champion_accuracy:.4f}: kept"
+
+
+class MlflowServableModelDataset(AbstractDataset[ServableModel, None]):
+    """Logs a ``ServableModel`` as an MLflow pyfunc model, registers a new version, and
+    moves ``alias`` to it when ``champion_decision`` says so.
+
+    kedro-mlflow's ``MlflowModelTrackingDataset`` takes its signature, input example
+    and registered name from YAML only, and sets no version tags or aliases: hence
+    this class. Underscores in ``registered_model_name`` become hyphens
+    (``convnets-catdog_baseline`` is registered as ``convnets-catdog-baseline``).
+    """
+
+    def __init__(
+        self,
+        registered_model_name: str,
+        name: str = "best_checkpoint",
+        alias: str = "champion",
+        pip_requirements: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.registered_model_name = registered_model_name.replace("_", "-")
+        self._name = name
+        self._alias = alias
+        self._pip_requirements = pip_requirements
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"registered_model_name": self.registered_model_name, "alias": self._alias}
+
+    def load(self) -> None:
+        raise DatasetError(
+            f"{type(self).__name__} is write-only: load models:/"
+            f"{self.registered_model_name}@{self._alias} with mlflow.pyfunc.load_model"
+        )
+
+    def save(self, data: ServableModel) -> None:
+        if mlflow.active_run() is None:
+            raise DatasetError("No active MLflow run to log the servable model to")
+        with (
+            tempfile.TemporaryDirectory(prefix="convnets-servable-") as tmp,
+            warnings.catch_warnings(),
+        ):
+            # MLflow suggests type hints to infer a signature; this one is given explicitly.
+            warnings.filterwarnings("ignore", "Add type hints", UserWarning)
+            warnings.filterwarnings("ignore", ".*Add type hints", UserWarning)
+            keras_file = Path(tmp) / "model.keras"
+            data.keras_model.save(keras_file)
+            info = mlflow.pyfunc.log_model(
+                name=self._name,
+                # A model from code (serving_model.py), not a pickled object.
+                python_model=str(Path(convnets.__file__).parent / "serving_model.py"),
+                artifacts={KERAS_ARTIFACT: str(keras_file)},
+                # The package travels with the model: it loads where convnets is not installed.
+                code_paths=[str(Path(convnets.__file__).parent)],
+                model_config=data.spec.config.as_model_config(),
+                signature=data.spec.config.signature(),
+                input_example=pd.DataFrame({IMAGE_COLUMN: [data.spec.input_example]}),
+                pip_requirements=self._pip_requirements,
+                registered_model_name=self.registered_model_name,
+            )
+        version = info.registered_model_version
+        client = mlflow.MlflowClient()
+        name = self.registered_model_name
+        client.set_model_version_tag(name, version, SPLIT_TAG, data.spec.test_split_sha256)
+        client.set_model_version_tag(name, version, ACCURACY_TAG, f"{data.test_accuracy:.6f}")
+        try:
+            current = client.get_model_version_by_alias(name, self._alias)
+        except MlflowException:  # no version holds the alias yet
+            current = None
+        promote, reason = champion_decision(
+            data.test_accuracy,
+            data.spec.test_split_sha256,
+            None if current is None else dict(current.tags),
+        )
+        if promote:
+            client.set_registered_model_alias(name, self._alias, version)
+        held_by = version if promote else current.version
+        message = f"{name} version {version}: {reason}; @{self._alias} is version {held_by}"
+        client.set_model_version_tag(name, version, DECISION_TAG, message)
+        mlflow.set_tag(DECISION_TAG, message)
+        logger.info("Model registry: %s", message)

@@ -1,0 +1,102 @@
+"""Registering servable models and the champion rule, on a throw-away MLflow store."""
+
+import keras
+import mlflow
+import pandas as pd
+import pytest
+
+from convnets.datasets.mlflow_servable_model import (
+    ACCURACY_TAG,
+    DECISION_TAG,
+    SPLIT_TAG,
+    MlflowServableModelDataset,
+    champion_decision,
+)
+from convnets.serving import ServableModel, ServingConfig, ServingSpec
+from tests.conftest import jpeg_bytes, reset_mlflow
+
+CONFIG = ServingConfig(
+    class_names=["cat", "dog"],
+    image_size=[16, 16],
+    channels=3,
+    input_scale=1.0,
+    max_pixels=40_000_000,
+    decision_threshold=0.5,
+)
+
+
+def _champion(accuracy: str, split: str = "a" * 64) -> dict[str, str]:
+    return {ACCURACY_TAG: accuracy, SPLIT_TAG: split}
+
+
+@pytest.mark.parametrize(
+    "accuracy, split, champion, promoted",
+    [
+        (0.70, "a" * 64, None, True),  # the first version
+        (0.81, "a" * 64, _champion("0.800000"), True),
+        (0.80, "a" * 64, _champion("0.800000"), False),  # equal is not better
+        (0.79, "a" * 64, _champion("0.800000"), False),
+        (0.99, "b" * 64, _champion("0.800000"), False),  # another split does not compare
+        (0.99, "a" * 64, {}, False),  # a champion set by hand, without scores
+    ],
+)
+def test_champion_moves_only_on_a_strictly_better_score_on_the_same_split(
+    accuracy, split, champion, promoted
+):
+    decision, reason = champion_decision(accuracy, split, champion)
+    assert decision is promoted
+    assert reason
+
+
+def _tiny_model() -> keras.Model:
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    reset_mlflow()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("registry-test")
+    yield mlflow.MlflowClient()
+    reset_mlflow()
+
+
+def _register(dataset, accuracy: float, split: str = "a" * 64) -> str:
+    spec = ServingSpec(CONFIG, jpeg_bytes(1, size=20), test_split_sha256=split)
+    with mlflow.start_run() as run:
+        dataset.save(ServableModel(_tiny_model(), spec, accuracy))
+    return run.info.run_id
+
+
+def test_each_run_adds_a_version_and_the_alias_follows_the_rule(tracking):
+    dataset = MlflowServableModelDataset(registered_model_name="convnets-catdog_baseline")
+    assert dataset.registered_model_name == "convnets-catdog-baseline"
+    scores = [0.70, 0.65, 0.80]
+    runs = [_register(dataset, score) for score in scores]
+    runs.append(_register(dataset, 0.95, split="b" * 64))
+
+    versions = tracking.search_model_versions("name='convnets-catdog-baseline'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3, 4]
+    champion = tracking.get_model_version_by_alias("convnets-catdog-baseline", "champion")
+    assert int(champion.version) == 3 and champion.run_id == runs[2]
+    by_version = {str(v.version): v for v in versions}
+    assert by_version["2"].tags[DECISION_TAG].endswith("@champion is version 1")
+    assert "another test split" in by_version["4"].tags[DECISION_TAG]
+    assert by_version["4"].tags[SPLIT_TAG] == "b" * 64
+    decision = tracking.get_run(runs[1]).data.tags[DECISION_TAG]
+    assert decision.startswith("convnets-catdog-baseline version 2: test accuracy 0.6500 <=")
+
+    served = mlflow.pyfunc.load_model("models:/convnets-catdog-baseline@champion")
+    answer = served.predict(pd.DataFrame({"image": [jpeg_bytes(3, size=30)]}))
+    assert answer.label[0] in {"cat", "dog"} and answer.error[0] == ""
+    assert served.metadata.get_input_schema().input_types()[0].name == "binary"
+
+
+def test_saving_outside_a_run_fails_clearly(tracking):
+    dataset = MlflowServableModelDataset(registered_model_name="convnets-x")
+    spec = ServingSpec(CONFIG, jpeg_bytes(1), test_split_sha256="a" * 64)
+    with pytest.raises(Exception, match="No active MLflow run"):
+        dataset.save(ServableModel(_tiny_model(), spec, 0.5))

@@ -1,0 +1,148 @@
+"""The servable model: bytes in, one answer per row, the same input as training and predict."""
+
+import io
+import zlib
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import convnets
+from convnets.parameters import CatsVsDogsData, ImageInput
+from convnets.serving import ServingConfig, classify
+from tests.conftest import jpeg_bytes, typed_parameters
+
+DATA = typed_parameters(CatsVsDogsData, "cats_vs_dogs")
+CONFIG = ServingConfig(
+    class_names=["cat", "dog"],
+    image_size=[32, 32],
+    channels=3,
+    input_scale=1.0,
+    max_pixels=40_000_000,
+    decision_threshold=0.5,
+)
+
+
+def huge_png_header(side: int = 12000) -> bytes:
+    """A PNG that declares side x side pixels and holds none: only its header is valid."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    header = side.to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def solid_jpeg(value: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((40, 50, 3), value, dtype=np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+class RecordingModel:
+    """Stands in for a Keras model: remembers its input, answers 0.9 for every picture."""
+
+    input_shape = (None, 32, 32, 3)
+
+    def __init__(self) -> None:
+        self.batches: list[np.ndarray] = []
+
+    def predict(self, batch, verbose=0):
+        self.batches.append(np.array(batch))
+        return np.full((len(batch), 1), 0.9, dtype="float32")
+
+
+def test_bad_rows_get_errors_and_the_other_rows_answers():
+    pictures = [
+        solid_jpeg(250),
+        b"<html>not an image</html>",
+        b"",
+        jpeg_bytes(1, size=64)[:200],  # truncated
+        huge_png_header(),
+        solid_jpeg(5),
+    ]
+    model = RecordingModel()
+    answer = classify(model, CONFIG, pictures)
+    assert list(answer.columns) == ["label", "probability_dog", "error"]
+    assert list(answer.label) == ["dog", "", "", "", "", "dog"]
+    assert answer.probability_dog[[0, 5]].tolist() == pytest.approx([0.9, 0.9])
+    assert answer.probability_dog[1:5].isna().all()
+    assert answer.error[1].startswith("UnidentifiedImageError")
+    assert answer.error[2] == "ValueError: empty image"
+    assert answer.error[3] != ""
+    assert answer.error[4].startswith("ImageTooLarge: 144,000,000 pixels declared")
+    assert [len(batch) for batch in model.batches] == [2]  # the good rows, decoded once
+
+
+def test_digits_get_the_most_probable_class_and_scaled_grayscale_input():
+    config = ServingConfig(
+        class_names=[str(d) for d in range(10)],
+        image_size=[28, 28],
+        channels=1,
+        input_scale=1 / 255,
+        max_pixels=1_000_000,
+        decision_threshold=None,
+    )
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Flatten()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((28, 28), 255, dtype=np.uint8)).save(buffer, format="PNG")
+    answer = classify(model, config, [buffer.getvalue()])
+    expected = model.predict(np.ones((1, 28, 28, 1), dtype="float32"), verbose=0)[0]
+    assert answer.label[0] == str(int(np.argmax(expected)))
+    assert answer.probability[0] == pytest.approx(float(expected.max()), abs=1e-6)
+
+
+def test_one_jpeg_reaches_the_model_as_the_same_bytes_on_every_path(tmp_path):
+    """Training's decoded cache, the predict node and the served (pyfunc) model."""
+    from convnets.datasets import ImageArrayDataset, ImageFolderDataset  # noqa: PLC0415
+    from convnets.parameters import Predict  # noqa: PLC0415
+    from convnets.pipelines.image_classifier.nodes import decode_images  # noqa: PLC0415
+    from convnets.pipelines.predict.nodes import predict_images  # noqa: PLC0415
+
+    picture = jpeg_bytes(7, size=97)
+    files = {
+        f"{subset}/{label}/{label}.{index}.jpg": picture
+        for subset in ("train", "validation", "test")
+        for index, label in enumerate(("cat", "dog"))
+    }
+    ImageFolderDataset(path=str(tmp_path / "split")).save(files)
+    image_input = typed_parameters(ImageInput, "catdog.input", image_size=[32, 32])
+    cache = ImageArrayDataset(path=str(tmp_path / "decoded"))
+    cache.save(
+        decode_images(ImageFolderDataset(path=str(tmp_path / "split")).load(), DATA, image_input)
+    )
+    trained_on = cache.load().subsets((32, 32))["test"].read([0])[0]
+
+    predicting = RecordingModel()
+    predict = typed_parameters(Predict, "predict", grid_images=1)
+    predict_images({"cat.1.jpg": lambda: picture}, predicting, DATA, predict)
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    keras_model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    keras_file = tmp_path / "model.keras"
+    keras_model.save(keras_file)
+    saved = tmp_path / "served"
+    mlflow.pyfunc.save_model(
+        saved,
+        python_model=str(Path(convnets.__file__).parent / "serving_model.py"),
+        artifacts={"keras_model": str(keras_file)},
+        model_config=CONFIG.as_model_config(),
+        signature=CONFIG.signature(),
+        input_example=pd.DataFrame({"image": [picture]}),
+    )
+    served = mlflow.pyfunc.load_model(str(saved))
+    serving = RecordingModel()
+    served.unwrap_python_model().keras_model = serving
+    served.predict(pd.DataFrame({"image": [picture]}))
+
+    assert trained_on.dtype == predicting.batches[0].dtype == serving.batches[0].dtype == np.uint8
+    assert predicting.batches[0][0].tobytes() == trained_on.tobytes()
+    assert serving.batches[0][0].tobytes() == trained_on.tobytes()

@@ -1,6 +1,16 @@
 """The servable model: bytes in, one answer per row, the same input as training and predict."""
 
+import base64
 import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -146,3 +156,120 @@ def test_one_jpeg_reaches_the_model_as_the_same_bytes_on_every_path(tmp_path):
     assert trained_on.dtype == predicting.batches[0].dtype == serving.batches[0].dtype == np.uint8
     assert predicting.batches[0][0].tobytes() == trained_on.tobytes()
     assert serving.batches[0][0].tobytes() == trained_on.tobytes()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def _rows(*pictures: bytes | str) -> dict:
+    encoded = [p if isinstance(p, str) else base64.b64encode(p).decode() for p in pictures]
+    return {"dataframe_split": {"columns": ["image"], "data": [[item] for item in encoded]}}
+
+
+@pytest.fixture
+def model_server(kedro_project):
+    """``mlflow models serve`` of the champion of a tiny catdog_baseline run, on 127.0.0.1."""
+    from tests.pipelines.test_end_to_end import TINY_CATDOG, _run  # noqa: PLC0415
+
+    _run(kedro_project, "catdog_baseline", {**TINY_CATDOG, "catdog_baseline.training.epochs": 1})
+    port = _free_port()
+    uri = "models:/convnets-catdog-baseline@champion"
+    log = (kedro_project / "model_server.log").open("w")  # a file: a pipe could fill up
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            uri,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{kedro_project / 'mlflow.db'}"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its workers stop with it
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/ping", timeout=5):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    output = (kedro_project / "model_server.log").read_text()[-2000:]
+                    raise RuntimeError(f"model server did not start: {output}") from None
+                time.sleep(1)
+        yield kedro_project, uri, base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_the_served_champion_answers_as_predict_does(model_server):
+    from tests.pipelines.test_end_to_end import _run  # noqa: PLC0415
+
+    project, uri, base = model_server
+    cat, dog = jpeg_bytes(3001, size=60), jpeg_bytes(3002, size=60)
+    pictures = project / "to_classify"
+    pictures.mkdir()
+    (pictures / "cat.9001.jpg").write_bytes(cat)
+    (pictures / "dog.9002.jpg").write_bytes(dog)
+    _run(project, "predict", {"predict_dir": str(pictures), "model_uri": uri})
+    table = pd.read_csv(project / "data" / "07_model_output" / "predictions.csv")
+
+    status, answer = _post(f"{base}/invocations", _rows(cat, dog))
+    assert status == 200
+    served = pd.DataFrame(answer["predictions"])
+    assert list(served.label) == list(table.label)
+    assert np.allclose(served.probability_dog, table.probability_dog, atol=1e-5)
+
+    # Bad pictures in a batch: an error on their rows, answers on the others.
+    status, answer = _post(
+        f"{base}/invocations",
+        _rows(b"not an image", b"", jpeg_bytes(5, size=64)[:200], huge_png_header(), dog),
+    )
+    assert status == 200
+    rows = answer["predictions"]
+    assert [bool(row["error"]) for row in rows] == [True, True, True, True, False]
+    assert rows[4]["label"] == served.label[1]
+    # A malformed request is the client's error (4xx), and the server keeps serving.
+    assert 400 <= _post(f"{base}/invocations", _rows("%%% not base64 %%%"))[0] < 500
+    assert (
+        400
+        <= _post(
+            f"{base}/invocations", {"dataframe_split": {"columns": ["picture"], "data": [["AAAA"]]}}
+        )[0]
+        < 500
+    )
+    assert _post(f"{base}/invocations", _rows(cat))[0] == 200

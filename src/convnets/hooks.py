@@ -1,10 +1,14 @@
-"""Project hooks: a run's parameters are all checked, and explained, before its first node."""
+"""Project hooks: parameters checked before the first node; what the MLflow run records."""
 
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import mlflow
+from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
@@ -62,13 +66,48 @@ class ParameterHook:
             )
 
 
-class MlflowHookWithTypedParameters(MlflowHook):
-    """kedro-mlflow's hook, logging typed parameters by key as it logs dicts.
+class ProjectMlflowHook(MlflowHook):
+    """kedro-mlflow's hook, with three additions; registered in ``settings.HOOKS`` in
+    place of the plugin's own instance.
 
-    Its ``before_node_run`` flattens only dicts, so a parsed section would be logged
-    as one long string; it sees the same values here as their dicts. Registered in
-    ``settings.HOOKS`` in place of the plugin's own instance.
+    - Typed parameters are logged by key, as dicts are: the plugin's ``before_node_run``
+      flattens only dicts, so a parsed section would be one long string.
+    - ``tracking.system_metrics: true`` in ``mlflow.yml`` records MLflow's system
+      metrics (CPU, memory) on the run. The plugin's schema has no such key, so it is
+      taken out before the plugin reads the file.
+    - The run's log (this process's log records from the pipeline's start to its end)
+      is attached to the MLflow run as ``logs/kedro_run.log``.
     """
+
+    LOG_ARTIFACT = "logs"
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        loader = context.config_loader
+        if "mlflow" not in loader.config_patterns:  # as the plugin registers it
+            loader.config_patterns.update({"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]})
+        try:
+            conf = dict(loader["mlflow"])
+        except Exception:  # noqa: BLE001 - no mlflow.yml: the plugin's defaults apply
+            conf = {}
+        tracking = dict(conf.get("tracking") or {})
+        self._system_metrics = bool(tracking.pop("system_metrics", False))
+        if conf:
+            loader["mlflow"] = {**conf, "tracking": tracking}  # the plugin reads this copy
+        super().after_context_created(context)
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
+        self._log_handler = self._start_run_log()
+        if getattr(self, "_system_metrics", False):
+            mlflow.enable_system_metrics_logging()  # read when the plugin starts its run
+        try:
+            super().before_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
+        finally:
+            if getattr(self, "_system_metrics", False):
+                mlflow.disable_system_metrics_logging()  # the monitor already started stays
 
     @hook_impl
     def before_node_run(
@@ -79,3 +118,48 @@ class MlflowHookWithTypedParameters(MlflowHook):
             for name, value in inputs.items()
         }
         super().before_node_run(node=node, catalog=catalog, inputs=as_dicts, is_async=is_async)
+
+    @hook_impl
+    def after_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
+        self._attach_run_log()
+        super().after_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
+
+    @hook_impl
+    def on_pipeline_error(
+        self,
+        error: Exception,
+        run_params: dict[str, Any],
+        pipeline: Pipeline,
+        catalog: DataCatalog,
+    ) -> None:
+        self._attach_run_log()
+        super().on_pipeline_error(
+            error=error, run_params=run_params, pipeline=pipeline, catalog=catalog
+        )
+
+    def _start_run_log(self) -> logging.FileHandler:
+        folder = Path(tempfile.mkdtemp(prefix="convnets-run-log-"))
+        handler = logging.FileHandler(folder / "kedro_run.log", encoding="utf-8")
+        handler.setLevel(logging.INFO)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        return handler
+
+    def _attach_run_log(self) -> None:
+        handler = getattr(self, "_log_handler", None)
+        if handler is None:
+            return
+        self._log_handler = None
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+        path = Path(handler.baseFilename)
+        try:
+            if mlflow.active_run() is not None:
+                mlflow.log_artifact(str(path), self.LOG_ARTIFACT)
+        except Exception as exc:  # noqa: BLE001 - a log that cannot be attached is not fatal
+            logger.warning("Could not attach the run log to MLflow: %s", exc)
+        finally:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()

@@ -137,6 +137,8 @@ def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params)
 
     figures = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "figures")}
     assert figures == FIGURES[pipeline]
+    run_log = Path(client.download_artifacts(run.info.run_id, "logs/kedro_run.log"))
+    assert "Completed node: " in run_log.read_text()
     evaluation = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert evaluation == {"confusion_matrix.csv", "per_class_metrics.csv"}
 
@@ -194,11 +196,26 @@ def test_catdog_and_baseline_share_one_split_written_once(kedro_project):
     assert manifest.read_text().splitlines()[0] == "file,label,split,source"
 
 
-def test_quick_environment_uses_its_own_experiment(kedro_project):
+def test_quick_environment_uses_its_own_experiment_and_model_names(kedro_project):
     _run(kedro_project, "mnist", {"mnist.training.epochs": 1}, env="quick")
     run = _only_run(kedro_project, "convnets-quick")
     assert run.data.params["mnist.training.epochs"] == "1"
     assert run.data.params["mnist.training.batch_size"] == "64"  # from base, not replaced
+    registered = [model.name for model in mlflow.MlflowClient().search_registered_models()]
+    assert registered == ["convnets-quick-mnist"]  # never the real convnets-mnist champion
+
+
+def test_system_metrics_are_recorded_when_switched_on(kedro_project, monkeypatch):
+    mlflow_yml = kedro_project / "conf" / "base" / "mlflow.yml"
+    mlflow_yml.write_text(
+        mlflow_yml.read_text().replace("system_metrics: false", "system_metrics: true")
+    )
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
+    _run(kedro_project, "mnist", {"mnist.training.epochs": 2})
+    run = _only_run(kedro_project, "convnets")
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(
+        run.data.metrics
+    )
 
 
 def test_missing_archive_fails_before_training_with_instructions(kedro_project):

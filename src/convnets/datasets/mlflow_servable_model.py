@@ -84,13 +84,7 @@ class MlflowServableModelDataset(AbstractDataset[ServableModel, None]):
     def save(self, data: ServableModel) -> None:
         if mlflow.active_run() is None:
             raise DatasetError("No active MLflow run to log the servable model to")
-        with (
-            tempfile.TemporaryDirectory(prefix="convnets-servable-") as tmp,
-            warnings.catch_warnings(),
-        ):
-            # MLflow suggests type hints to infer a signature; this one is given explicitly.
-            warnings.filterwarnings("ignore", "Add type hints", UserWarning)
-            warnings.filterwarnings("ignore", ".*Add type hints", UserWarning)
+        with tempfile.TemporaryDirectory(prefix="convnets-servable-") as tmp:
             keras_file = Path(tmp) / "model.keras"
             data.keras_model.save(keras_file)
             info = mlflow.pyfunc.log_model(

@@ -132,8 +132,10 @@ def test_train_and_evaluate_one_epoch(archive, tmp_path):
     # The best checkpoint is the epoch with the lowest val_loss.
     best_loss = best.evaluate(validation, verbose=0)[0]
     assert best_loss == pytest.approx(min(history["val_loss"]), rel=1e-4)
-    metrics, confusion, per_class, figure = nodes.evaluate_best_checkpoint(best, test, DATA)
-    assert 0 <= metrics["best_checkpoint_test_accuracy"]["value"] <= 1
+    metrics, accuracy, confusion, per_class, figure = nodes.evaluate_best_checkpoint(
+        best, test, DATA
+    )
+    assert 0 <= metrics["best_checkpoint_test_accuracy"]["value"] == accuracy <= 1
     assert confusion.to_numpy().sum() == 8
     assert list(per_class["class"]) == ["cat", "dog"]
     assert figure.axes

@@ -63,8 +63,25 @@ def test_train_and_evaluate_both_models(arrays, tmp_path):
     assert set(metrics) == {"final_model_test_loss", "final_model_test_accuracy"}
     assert confusion.shape == (10, 10) and confusion.to_numpy().sum() == 50
     assert per_class["support"].sum() == 50
-    best_metrics = nodes.evaluate_best_checkpoint(best, nodes.scale_images(x_test), y_test)
+    best_metrics, accuracy = nodes.evaluate_best_checkpoint(
+        best, nodes.scale_images(x_test), y_test
+    )
     assert set(best_metrics) == {"best_checkpoint_test_loss", "best_checkpoint_test_accuracy"}
+    assert best_metrics["best_checkpoint_test_accuracy"]["value"] == accuracy
+
+
+def test_the_serving_spec_scales_grayscale_and_hashes_the_test_split(arrays):
+    _, _, x_test, y_test = arrays
+    spec = nodes.describe_serving(x_test, y_test, [str(d) for d in range(10)], 40_000_000)
+    assert spec.config.image_size == [28, 28] and spec.config.channels == 1
+    assert spec.config.input_scale == pytest.approx(1 / 255)
+    again = nodes.describe_serving(x_test, y_test, [str(d) for d in range(10)], 40_000_000)
+    assert spec.test_split_sha256 == again.test_split_sha256
+    changed = y_test.copy()
+    changed[0] = (changed[0] + 1) % 10
+    other = nodes.describe_serving(x_test, changed, [str(d) for d in range(10)], 40_000_000)
+    assert other.test_split_sha256 != spec.test_split_sha256
+    assert spec.input_example.startswith(b"\x89PNG")
 
 
 def test_the_books_setting_trains_on_every_image_without_validation(arrays, tmp_path):

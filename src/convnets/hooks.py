@@ -66,6 +66,29 @@ class ParameterHook:
             )
 
 
+class TrainingStateHook:
+    """Deletes a model's resume state once the run has persisted everything made from it.
+
+    A namespace's state is released after a successful run that included its last
+    write (the node ``<namespace>.register_servable_model``): the catalog's model
+    files, metric histories, MLflow models and the registry are then written. Until
+    then a re-run after a crash reuses the finished training instead of training again.
+    """
+
+    FINAL_NODE = "register_servable_model"
+
+    @hook_impl
+    def after_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
+        for node in pipeline.nodes:
+            if node.namespace and node.name == f"{node.namespace}.{self.FINAL_NODE}":
+                state = f"{node.namespace}.training_state"
+                if catalog.exists(state):
+                    catalog.load(state).release()
+                    logger.info("Released the resume state of %s: the run is complete", state)
+
+
 class ProjectMlflowHook(MlflowHook):
     """kedro-mlflow's hook, with three additions; registered in ``settings.HOOKS`` in
     place of the plugin's own instance.

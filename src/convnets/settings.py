@@ -4,7 +4,7 @@ from importlib.metadata import version
 
 from kedro.config import OmegaConfigLoader
 
-from convnets.hooks import ParameterHook, ProjectMlflowHook
+from convnets.hooks import ParameterHook, ProjectMlflowHook, TrainingStateHook
 
 
 def installed_requirements(*packages: str) -> list[str]:
@@ -16,7 +16,7 @@ def installed_requirements(*packages: str) -> list[str]:
     return [f"{package}=={version(package)}" for package in packages]
 
 
-HOOKS = (ParameterHook(), ProjectMlflowHook())
+HOOKS = (ParameterHook(), ProjectMlflowHook(), TrainingStateHook())
 # Its own instance is replaced by the subclass above, which logs typed parameters.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")  # as its metadata spells it
 

@@ -334,8 +334,11 @@ class TrainingState:
     ``best.keras``: the best checkpoint so far; ``history.csv``: one row per finished
     epoch (``CSVLogger``); ``run.json``: the MLflow run that started the training;
     ``config.sha256``: the model and training parameters it belongs to (a state left
-    by another configuration is discarded, not resumed). The folder is deleted once
-    training finishes. ``run_id`` is the MLflow run of the current process, if any.
+    by another configuration is discarded, not resumed); ``final.keras``: the model
+    after the last epoch, written when training finishes. The folder stays until the
+    run has persisted everything made from it (``release``, called by
+    ``hooks.TrainingStateHook``), so a run killed after training reuses the trained
+    models. ``run_id`` is the MLflow run of the current process, if any.
     """
 
     def __init__(self, folder: Path, run_id: str | None = None) -> None:
@@ -346,10 +349,20 @@ class TrainingState:
         self.history = folder / "history.csv"
         self.run = folder / "run.json"
         self.config = folder / "config.sha256"
+        self.final = folder / "final.keras"
+
+    def is_finished(self) -> bool:
+        """True when training ran to its end and both models are saved here."""
+        return self.final.is_file() and self.best.is_file()
+
+    def release(self) -> None:
+        """Delete the state: everything made from it is persisted elsewhere."""
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def is_resumable(self, config: str) -> bool:
-        """True when an earlier run of the same configuration left a backup."""
-        if not (self.backup.is_dir() and any(self.backup.iterdir())):
+        """True when an earlier run of the same configuration left a backup or finished."""
+        has_backup = self.backup.is_dir() and any(self.backup.iterdir())
+        if not (has_backup or self.is_finished()):
             return False
         if not self.config.is_file() or self.config.read_text() != config:
             logger.warning("Discarding %s: it was left by another configuration", self.folder)
@@ -434,6 +447,20 @@ def _describe_data(x: Any, batch_size: int | None, validation_split: float) -> d
     return {"shape": list(x.shape), "batch_size": batch_size, "validation_split": validation_split}
 
 
+def _finished_training(
+    state: TrainingState, history: dict[str, list[float]], resumed_from: str | None
+) -> tuple[keras.Model, keras.Model, dict[str, list[float]]]:
+    """The models and history of a training that finished in an earlier, interrupted run."""
+    logger.info(
+        "Training finished earlier (%d epochs, %s): reusing its models to complete the run",
+        len(history["loss"]),
+        state.folder,
+    )
+    if state.run_id is not None and resumed_from != state.run_id:
+        MlflowEpochMetrics(state.run_id, history).on_train_begin()  # the epochs, once
+    return keras.models.load_model(state.final), keras.models.load_model(state.best), history
+
+
 def fit_with_best_checkpoint(
     model: keras.Model,
     training: Training,
@@ -450,7 +477,8 @@ def fit_with_best_checkpoint(
     With ``state``, the run can be killed and continued by running it again:
     ``BackupAndRestore`` restores weights, optimizer and epoch, the best checkpoint so
     far is kept (its threshold restored from the saved history) and the history is
-    read back from ``history.csv``. The state is deleted once training finishes.
+    read back from ``history.csv``. A state whose training finished gives back its
+    models without training; ``TrainingState.release`` deletes it.
     ``training.early_stopping_patience`` (off when null) adds ``EarlyStopping``.
 
     Returns the model after the last epoch, the best checkpoint reloaded from disk,
@@ -486,6 +514,8 @@ def fit_with_best_checkpoint(
     if resumed_from and resumed_from != state.run_id:
         # One continuous history: this run logs every epoch and names the run it continues.
         tags["resumed_from_run_id"] = resumed_from
+    if previous and state.is_finished():
+        return (*_finished_training(state, previous, resumed_from), tags)
     mode = monitor_mode(monitor)
     best_so_far = None
     seen = [value for value in previous.get(monitor, []) if not math.isnan(value)]
@@ -542,7 +572,10 @@ def fit_with_best_checkpoint(
         history = state.read_history()
         best_model = keras.models.load_model(state.best)
         if temporary is None:
-            shutil.rmtree(state.folder)  # finished: leave no resume state behind
+            # Written atomically: a state with final.keras holds a finished training.
+            partial = state.final.with_name(".final.partial.keras")
+            model.save(partial)
+            partial.replace(state.final)
     finally:
         progress.close()
         if temporary is not None:

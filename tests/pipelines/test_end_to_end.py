@@ -3,6 +3,7 @@
 import io
 from pathlib import Path
 
+import keras
 import mlflow
 import mlflow.keras
 import numpy as np
@@ -263,3 +264,40 @@ def test_predict_classifies_a_folder_with_the_catalog_model_or_an_mlflow_uri(ked
     assert all(
         "predict_accuracy" in run.data.metrics for run in runs if run.info.run_name == "predict"
     )
+
+
+def test_a_run_that_fails_after_training_is_completed_without_training_again(
+    kedro_project, monkeypatch
+):
+    from convnets.datasets import MlflowServableModelDataset  # noqa: PLC0415
+
+    params = {**TINY_CATDOG, "catdog_baseline.training.epochs": 2}
+
+    def crash(self, data):
+        raise RuntimeError("killed while registering the model")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(MlflowServableModelDataset, "save", crash)
+        with pytest.raises(Exception, match="killed while registering"):
+            _run(kedro_project, "catdog_baseline", params)
+    reset_mlflow()
+    state = kedro_project / "data" / "06_models" / "catdog_baseline" / "training_state"
+    assert (state / "final.keras").is_file()  # the finished training is kept
+    failed = _only_run(kedro_project, "convnets")
+    assert failed.info.status == "FAILED"  # kedro-mlflow's on_pipeline_error, kept so
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(keras.Model, "fit", no_training)
+    _run(kedro_project, "catdog_baseline", params)
+    runs = mlflow.search_runs(experiment_names=["convnets"], output_format="list")
+    finished = next(run for run in runs if run.info.status == "FINISHED")
+    assert finished.data.tags["resumed_from_run_id"] == failed.info.run_id
+    history = mlflow.MlflowClient().get_metric_history(finished.info.run_id, "val_loss")
+    assert [metric.step for metric in history] == [1, 2]
+    version = mlflow.MlflowClient().get_model_version_by_alias(
+        "convnets-catdog-baseline", "champion"
+    )
+    assert version.run_id == finished.info.run_id
+    assert not state.exists()  # released once everything is persisted

@@ -1,4 +1,10 @@
-"""The parameter hook: a whole run's parameters are checked before its first node."""
+"""The project's hooks: parameters checked before the first node; orphan runs closed."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import mlflow
 import pytest
@@ -65,3 +71,59 @@ def test_two_training_pipelines_in_one_run_are_refused():
         ParameterHook().before_pipeline_run(
             {"pipeline_names": ["catdog", "catdog_fast"]}, Pipeline([]), catalog=None
         )
+
+
+def _kedro_run_process(project, *args: str) -> subprocess.Popen:
+    """``kedro run`` in a real process of its own, in ``project``."""
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    log = (project / "kedro_process.log").open("a")
+    return subprocess.Popen(
+        [sys.executable, "-m", "kedro", "run", *args],
+        cwd=project,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _wait_for(condition, process, seconds: float = 120):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None, "the kedro run process ended early"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(kedro_project):
+    from convnets.hooks import KILLED_REASON_TAG, PID_TAG  # noqa: PLC0415
+
+    mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")
+    process = _kedro_run_process(
+        kedro_project, "--pipelines=mnist", "--params=mnist.training.epochs=100000"
+    )
+    try:
+
+        def tagged_run():
+            try:
+                runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+            except Exception:  # noqa: BLE001 - the store may not exist yet
+                return False
+            return any(PID_TAG in run.data.tags for run in runs)
+
+        _wait_for(tagged_run, process)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    (orphan,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert orphan.info.status == "RUNNING" and orphan.data.tags[PID_TAG] == str(process.pid)
+
+    _run(kedro_project, "mnist", {"mnist.training.epochs": 1})
+    orphan = mlflow.get_run(orphan.info.run_id)
+    assert orphan.info.status == "KILLED"
+    assert f"pid {process.pid}" in orphan.data.tags[KILLED_REASON_TAG]
+    statuses = sorted(
+        run.info.status
+        for run in mlflow.search_runs(search_all_experiments=True, output_format="list")
+    )
+    assert statuses == ["FINISHED", "KILLED"]

@@ -95,7 +95,8 @@ def test_a_killed_training_run_resumes_where_it_stopped(tmp_path):
     assert finished[0].startswith("finished 3 ")  # epochs 1-2 were not trained again
     # Optimizer state restored: 3 steps an epoch (72 images, batch 32), 6 epochs in all.
     assert "DONE 6 18" in output
-    assert not state_dir.exists()  # a finished run leaves no resume state behind
+    # Finished: the state holds both models until the run releases it (hooks).
+    assert TrainingState(state_dir).is_finished()
 
 
 def test_state_of_another_configuration_is_not_resumed(tmp_path):

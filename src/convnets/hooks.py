@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import psutil
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
@@ -100,6 +103,9 @@ class ProjectMlflowHook(MlflowHook):
       taken out before the plugin reads the file.
     - The run's log (this process's log records from the pipeline's start to its end)
       is attached to the MLflow run as ``logs/kedro_run.log``.
+    - Each run is tagged with its process (host, pid, start time); a RUNNING run of
+      this tracking store whose process on this host is gone (``kill -9``, power
+      loss) is marked KILLED when the next run starts, with the reason as a tag.
     """
 
     LOG_ARTIFACT = "logs"
@@ -124,6 +130,7 @@ class ProjectMlflowHook(MlflowHook):
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
     ) -> None:
         self._log_handler = self._start_run_log()
+        close_orphan_runs(mlflow.MlflowClient())
         if getattr(self, "_system_metrics", False):
             mlflow.enable_system_metrics_logging()  # read when the plugin starts its run
         try:
@@ -131,6 +138,8 @@ class ProjectMlflowHook(MlflowHook):
         finally:
             if getattr(self, "_system_metrics", False):
                 mlflow.disable_system_metrics_logging()  # the monitor already started stays
+        if mlflow.active_run() is not None:
+            mlflow.set_tags(process_tags())
 
     @hook_impl
     def before_node_run(
@@ -186,3 +195,50 @@ class ProjectMlflowHook(MlflowHook):
         finally:
             path.unlink(missing_ok=True)
             path.parent.rmdir()
+
+
+HOST_TAG, PID_TAG, STARTED_TAG = "process.host", "process.pid", "process.started"
+KILLED_REASON_TAG = "killed_reason"
+
+
+def process_tags() -> dict[str, str]:
+    """Who runs this MLflow run: enough to tell later whether that process is alive."""
+    return {
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(os.getpid()),
+        STARTED_TAG: f"{psutil.Process().create_time():.2f}",
+    }
+
+
+def _process_alive(pid: int, started: str) -> bool:
+    try:
+        process = psutil.Process(pid)
+        return f"{process.create_time():.2f}" == started  # not a reused pid
+    except (psutil.NoSuchProcess, ValueError):
+        return False
+
+
+def close_orphan_runs(client: mlflow.MlflowClient) -> list[str]:
+    """Mark KILLED the RUNNING runs started on this host by processes that are gone."""
+    host = socket.gethostname()
+    try:
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        running = client.search_runs(
+            experiments,
+            filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+            max_results=1000,
+        )
+    except Exception as exc:  # noqa: BLE001 - the plugin reports an unusable store itself
+        logger.debug("Could not look for orphan MLflow runs: %s", exc)
+        return []
+    closed = []
+    for run in running:
+        pid, started = run.data.tags.get(PID_TAG, ""), run.data.tags.get(STARTED_TAG, "")
+        if not pid.isdigit() or _process_alive(int(pid), started):
+            continue
+        reason = f"its process (pid {pid} on {host}) ended without closing the run"
+        client.set_tag(run.info.run_id, KILLED_REASON_TAG, reason)
+        client.set_terminated(run.info.run_id, status="KILLED")
+        logger.warning("MLflow run %s marked KILLED: %s", run.info.run_id, reason)
+        closed.append(run.info.run_id)
+    return closed

@@ -75,6 +75,9 @@ def test_two_training_pipelines_in_one_run_are_refused():
 
 def _kedro_run_process(project, *args: str) -> subprocess.Popen:
     """``kedro run`` in a real process of its own, in ``project``."""
+    # Create the tracking store first: two processes creating it at once collide.
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    mlflow.MlflowClient().search_experiments()
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     log = (project / "kedro_process.log").open("a")
     return subprocess.Popen(
@@ -127,3 +130,33 @@ def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(kedro_projec
         for run in mlflow.search_runs(search_all_experiments=True, output_format="list")
     )
     assert statuses == ["FINISHED", "KILLED"]
+
+
+def test_a_second_run_in_the_same_folder_is_refused_while_the_first_lives(kedro_project):
+    from convnets.hooks import PID_TAG  # noqa: PLC0415
+    from convnets.project_lock import HOLDER_NAME, ProjectBusy  # noqa: PLC0415
+
+    data = kedro_project / "data"
+    process = _kedro_run_process(
+        kedro_project, "--pipelines=mnist", "--params=mnist.training.epochs=100000"
+    )
+    mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")
+    try:
+        _wait_for((data / HOLDER_NAME).is_file, process)
+        with pytest.raises(ProjectBusy, match=rf"pid {process.pid} .*pipelines mnist"):
+            _run(kedro_project, "catdog", TINY_CATDOG)
+        # The refused run wrote nothing: no split, no MLflow run of its own.
+        assert not (data / "02_intermediate" / "cats_vs_dogs_small").exists()
+        runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+        assert [run.data.tags.get(PID_TAG) for run in runs] in ([], [str(process.pid)])
+        assert process.poll() is None  # the first run goes on
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    # The killed run's lock died with it; its staging folders are removed by the next run.
+    staging = data / "02_intermediate" / ".cats_vs_dogs_small-staging-x1y2"
+    (staging / "train").mkdir(parents=True)
+    _run(kedro_project, "mnist", {"mnist.training.epochs": 1})
+    assert not staging.exists()
+    assert not (data / HOLDER_NAME).exists()

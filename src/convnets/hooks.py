@@ -20,6 +20,7 @@ from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
 from pydantic import BaseModel
 
 from convnets.parameters import InvalidParameters, ParameterError
+from convnets.project_lock import ProjectLock, remove_stale_staging
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,39 @@ class ParameterHook:
                 + "\nSet them in conf/<env>/parameters_*.yml or on the command line: "
                 f"kedro run --pipelines={','.join(pipelines)} --params=<key>=<value>"
             )
+
+
+class ProjectLockHook:
+    """One run at a time per project folder (``project_lock``), and no stale staging.
+
+    Registered before ``ParameterHook`` in ``settings.HOOKS`` so that it runs after the
+    parameter check and before kedro-mlflow opens its run: a refused run writes nothing.
+    """
+
+    def __init__(self) -> None:
+        self._lock: ProjectLock | None = None
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
+        data_dir = Path(run_params.get("project_path") or ".") / "data"
+        self._lock = ProjectLock(data_dir)
+        self._lock.acquire(list(run_params.get("pipeline_names") or []))
+        remove_stale_staging(data_dir)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._release()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 class TrainingStateHook:

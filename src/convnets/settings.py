@@ -4,7 +4,7 @@ from importlib.metadata import version
 
 from kedro.config import OmegaConfigLoader
 
-from convnets.hooks import ParameterHook, ProjectMlflowHook, TrainingStateHook
+from convnets.hooks import ParameterHook, ProjectLockHook, ProjectMlflowHook, TrainingStateHook
 
 
 def installed_requirements(*packages: str) -> list[str]:
@@ -16,7 +16,8 @@ def installed_requirements(*packages: str) -> list[str]:
     return [f"{package}=={version(package)}" for package in packages]
 
 
-HOOKS = (ParameterHook(), ProjectMlflowHook(), TrainingStateHook())
+# Pluggy calls the tryfirst hooks last-registered first: parameters, then the lock.
+HOOKS = (ProjectLockHook(), ParameterHook(), ProjectMlflowHook(), TrainingStateHook())
 # Its own instance is replaced by the subclass above, which logs typed parameters.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")  # as its metadata spells it
 

@@ -72,7 +72,8 @@ def replace_folder(path: Path, write: Callable[[Path], None]) -> None:
     A crash or an exception leaves the old folder (or none) and no partial one.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
+    # Names project_lock.remove_stale_staging recognises, should the process be killed.
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-staging-"))
     try:
         write(staging)
         retired = None

@@ -1,0 +1,101 @@
+"""One run at a time per project folder: an exclusive lock on ``data/``.
+
+Runs of one project share what they write under ``data/``: the split, the decoded
+images, the resume state. Two of them at once would replace each other's files, so
+a second run fails at once, naming the run that holds the folder. ``filelock`` uses
+an OS lock (``flock``/``LockFileEx``) that dies with its process, so a killed run
+never leaves the folder locked. Holding the lock also makes leftover staging
+folders safe to delete: no live run is writing them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = ".convnets-run.lock"
+HOLDER_NAME = ".convnets-run.json"
+# Temporary folders of the writes that swap a folder into place (replace_folder) and of
+# downloads into a folder; their names start with one of these after the dot.
+STAGING_MARKERS = ("-staging-", "-retired-")
+STAGING_PREFIXES = (".download-",)
+
+
+class ProjectBusy(RuntimeError):
+    """Another live run holds this project folder."""
+
+
+class ProjectLock:
+    """The exclusive lock on ``data_dir`` for one ``kedro run``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._lock = FileLock(data_dir / LOCK_NAME, timeout=0)
+        self._holder = data_dir / HOLDER_NAME
+
+    def acquire(self, pipelines: list[str]) -> None:
+        """Take the lock or raise ``ProjectBusy`` naming the run that has it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise ProjectBusy(self._busy_message()) from None
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "pipelines": pipelines,
+        }
+        self._holder.write_text(json.dumps(holder))
+
+    def release(self) -> None:
+        if self._lock.is_locked:
+            self._holder.unlink(missing_ok=True)
+            self._lock.release(force=True)
+
+    def _busy_message(self) -> str:
+        try:
+            holder = json.loads(self._holder.read_text())
+            who = (
+                f"pid {holder['pid']} on {holder['host']}, pipelines "
+                f"{', '.join(holder['pipelines']) or '__default__'}, started {holder['started']}"
+            )
+        except (OSError, ValueError, KeyError):
+            who = "its details are not written yet"
+        return (
+            f"Another run ({who}) holds {self.data_dir}/{LOCK_NAME}: runs of one project "
+            "share data/, so only one runs at a time. Wait for it to finish, or run from "
+            "another copy of the project."
+        )
+
+
+def remove_stale_staging(data_dir: Path) -> list[Path]:
+    """Delete the staging folders that killed runs left under ``data_dir``.
+
+    Call it only while holding the ``ProjectLock``: then no live run is writing them.
+    """
+    removed = []
+    for folder in data_dir.rglob(".*"):
+        name = folder.name
+        stale = any(marker in name for marker in STAGING_MARKERS) or name.startswith(
+            STAGING_PREFIXES
+        )
+        if stale and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    if removed:
+        logger.info(
+            "Removed %d staging folder(s) left by interrupted runs: %s",
+            len(removed),
+            ", ".join(str(path.relative_to(data_dir)) for path in removed),
+        )
+    return removed

@@ -160,3 +160,39 @@ def test_a_second_run_in_the_same_folder_is_refused_while_the_first_lives(kedro_
     _run(kedro_project, "mnist", {"mnist.training.epochs": 1})
     assert not staging.exists()
     assert not (data / HOLDER_NAME).exists()
+
+
+def test_a_damaged_tracking_database_is_named_with_what_to_do(kedro_project):
+    from convnets.hooks import TrackingStoreError  # noqa: PLC0415
+
+    (kedro_project / "mlflow.db").write_bytes(b"this is not an sqlite database" * 100)
+    with pytest.raises(TrackingStoreError, match=r"mlflow\.db cannot be read .*mv "):
+        _run(kedro_project, "mnist", {"mnist.training.epochs": 1})
+    assert not (kedro_project / "data" / "06_models" / "mnist").exists()
+
+
+def test_a_locked_tracking_database_is_named(kedro_project):
+    from convnets.hooks import TrackingStoreError, check_tracking_store  # noqa: PLC0415
+
+    database = kedro_project / "mlflow.db"
+    mlflow.set_tracking_uri(f"sqlite:///{database}")
+    mlflow.MlflowClient().search_experiments()  # creates the store
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            f"db = sqlite3.connect({str(database)!r}, isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(TrackingStoreError, match=r"mlflow\.db is locked by another process"):
+            check_tracking_store(f"sqlite:///{database}", timeout_s=0.5)
+    finally:
+        holder.kill()
+        holder.wait()
+    check_tracking_store(f"sqlite:///{database}", timeout_s=0.5)  # free again

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sqlite3
 import tempfile
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +155,7 @@ class ProjectMlflowHook(MlflowHook):
             conf = dict(loader["mlflow"])
         except Exception:  # noqa: BLE001 - no mlflow.yml: the plugin's defaults apply
             conf = {}
+        check_tracking_store((conf.get("server") or {}).get("mlflow_tracking_uri") or "")
         tracking = dict(conf.get("tracking") or {})
         self._system_metrics = bool(tracking.pop("system_metrics", False))
         if conf:
@@ -276,3 +279,44 @@ def close_orphan_runs(client: mlflow.MlflowClient) -> list[str]:
         logger.warning("MLflow run %s marked KILLED: %s", run.info.run_id, reason)
         closed.append(run.info.run_id)
     return closed
+
+
+class TrackingStoreError(RuntimeError):
+    """The MLflow tracking database cannot be used; the message says what to do."""
+
+
+def check_tracking_store(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail early, naming the file, when a sqlite tracking store is damaged or locked.
+
+    Without this, MLflow's own error ("file is not a database", "database is locked")
+    comes from deep in SQLAlchemy without the file's name.
+    """
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri.removeprefix("sqlite:///"))  # relative to the working directory
+    if not path.is_file():
+        return  # MLflow creates it
+    try:
+        with closing(sqlite3.connect(path, timeout=timeout_s)) as database:
+            database.execute("PRAGMA schema_version").fetchone()
+            database.execute("BEGIN IMMEDIATE")  # a run must be able to write
+            database.rollback()
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise _unreadable_store(path, exc) from exc
+        raise TrackingStoreError(
+            f"The MLflow tracking database {path.resolve()} is locked by another process "
+            f"({exc}) and stayed so for {timeout_s:.0f} s. Wait for that process (another "
+            "run, a script writing to MLflow) to finish, or stop it, then run again."
+        ) from exc
+    except sqlite3.DatabaseError as exc:
+        raise _unreadable_store(path, exc) from exc
+
+
+def _unreadable_store(path: Path, exc: Exception) -> TrackingStoreError:
+    return TrackingStoreError(
+        f"The MLflow tracking database {path.resolve()} cannot be read ({exc}): it is not "
+        f"an SQLite database or it is damaged. Move it aside to start a new one (mv {path} "
+        f"{path}.broken), or point server.mlflow_tracking_uri in conf/<env>/mlflow.yml "
+        "at another store."
+    )

@@ -256,3 +256,23 @@ def test_kaggle_credentials_never_reach_the_logs(
     assert secret not in caplog.text
     assert secret not in str(dataset) and secret not in repr(dataset._describe())
     assert "KAGGLE_KEY" not in os.environ
+
+
+def test_a_read_only_folder_with_the_competition_zip_says_how_to_extract(
+    tmp_path, kaggle_zip, monkeypatch
+):
+    import errno  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    folder = tmp_path / "cats_vs_dogs"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "dogs-vs-cats.zip", "w") as outer:
+        outer.write(kaggle_zip, "train.zip")
+
+    def read_only(*args, **kwargs):  # as root, a chmod would not stop the write
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
+    with pytest.raises(DatasetError, match=r"Read-only file system.*unzip -j .*dogs-vs-cats.zip"):
+        ImageArchiveDataset(filepath=str(folder)).load()
+    assert sorted(p.name for p in folder.iterdir()) == ["dogs-vs-cats.zip"]

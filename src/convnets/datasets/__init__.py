@@ -1,6 +1,6 @@
 """Kedro datasets that kedro-datasets does not provide (see each class for why)."""
 
-from convnets.datasets.image_archive import ImageArchive, ImageArchiveDataset
+from convnets.datasets.image_archive import ImageArchive, ImageArchiveDataset, UnreadableEntry
 from convnets.datasets.image_arrays import (
     DecodedImageCache,
     DecodedImages,
@@ -31,4 +31,5 @@ __all__ = [
     "MlflowServableModelDataset",
     "MlflowTagsDataset",
     "TrainingStateDataset",
+    "UnreadableEntry",
 ]

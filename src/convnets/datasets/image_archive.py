@@ -15,6 +15,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -50,6 +51,11 @@ HOW_TO_GET = (
 )
 
 
+class UnreadableEntry(DatasetError):
+    """One zip entry that cannot be read (bad CRC, local header or compressed data):
+    that image is skipped, as an unreadable picture is."""
+
+
 class ArchiveLimitError(DatasetError):
     """An archive that exceeds the configured size or compression limits."""
 
@@ -74,9 +80,14 @@ class ImageArchive:
         if self._zip is not None:
             info = self._zip.getinfo(member)
             size = info.file_size
-            with self._zip.open(info) as handle:
-                # Never trust the header: read at most one byte past what it declares.
-                content = handle.read(self.limits["max_image_bytes"] + 1)
+            try:
+                with self._zip.open(info) as handle:
+                    # Never trust the header: read at most one byte past what it declares.
+                    content = handle.read(self.limits["max_image_bytes"] + 1)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                raise UnreadableEntry(
+                    f"unreadable zip entry ({type(exc).__name__}: {exc})"
+                ) from exc
         else:
             path = self.source / member
             size = path.stat().st_size
@@ -233,7 +244,16 @@ def _extract_inner_archive(outer: Path, target: Path, limits: dict[str, int]) ->
                 "max_total_bytes"
             )
         logger.info("Extracting %s from %s to %s (once)", info.filename, outer, target)
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
+        try:
+            tmp = tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part")
+        except OSError as exc:
+            raise DatasetError(
+                f"Cannot write {INNER_ARCHIVE} next to {outer} ({exc.strerror}): Kaggle's "
+                f"competition zip holds {INNER_ARCHIVE}, which is extracted there once. Make "
+                f"{target.parent} writable, or extract it yourself: unzip -j {outer} "
+                f"{info.filename} -d {target.parent}"
+            ) from exc
+        with tmp:
             try:
                 with archive.open(info) as member:
                     shutil.copyfileobj(member, tmp, 1 << 20)

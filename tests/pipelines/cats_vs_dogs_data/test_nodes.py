@@ -111,3 +111,25 @@ def test_a_start_past_the_archive_says_to_lower_the_start(archive, monkeypatch):
         ValueError, match=r"lower cats_vs_dogs.subsets.test.start \(its 'cat' images run from"
     ):
         nodes.make_subset(archive, data, {})
+
+
+def test_a_corrupt_zip_entry_is_skipped_and_replaced_by_the_next_index(tmp_path):
+    import zipfile  # noqa: PLC0415
+
+    path = write_kaggle_zip(tmp_path / "train.zip")
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("train/cat.5.jpg")
+    raw = bytearray(path.read_bytes())
+    # Past the local header (30 bytes, the name, the extra field): one flipped data bit.
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw[start + 100] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+    broken = ImageArchiveDataset(filepath=str(path)).load()
+    manifest, _, skipped, _, _ = nodes.make_subset(broken, DATA, {})
+    assert list(skipped.source) == ["train/cat.5.jpg"]
+    assert skipped.action.tolist() == ["skipped"]
+    assert "CRC" in skipped.reason[0]
+    train_cats = manifest[(manifest.split == "train") & (manifest.label == "cat")]
+    assert "cat.5.jpg" not in set(train_cats.file) and "cat.10.jpg" in set(train_cats.file)
+    assert len(manifest) == 2 * 18

@@ -12,7 +12,7 @@ import logging
 
 import pandas as pd
 
-from convnets.datasets import ImageArchive, LazyFile
+from convnets.datasets import ImageArchive, LazyFile, UnreadableEntry
 from convnets.image_checks import check_image
 from convnets.parameters import SUBSET_NAMES, CatsVsDogsData
 from convnets.reporting import as_mlflow_metrics
@@ -64,7 +64,12 @@ def _checked_image(
         if result["action"] == "skipped":
             return result, None
         return result, LazyFile(key, lambda: check_image(archive.read(member), non_rgb).content)
-    check = check_image(archive.read(member), non_rgb)
+    try:
+        content = archive.read(member)
+    except UnreadableEntry as exc:  # this entry only; a broken archive fails when opened
+        known_checks[key] = {"action": "skipped", "reason": str(exc)}
+        return known_checks[key], None
+    check = check_image(content, non_rgb)
     known_checks[key] = {"action": check.action, "reason": check.reason}
     if check.content is None:
         return known_checks[key], None

@@ -13,6 +13,7 @@ from convnets.datasets.keras_model_source import KerasModelSourceDataset
 from convnets.datasets.keras_npz import KerasNpzDataset
 from convnets.datasets.mlflow_servable_model import MlflowServableModelDataset
 from convnets.datasets.mlflow_tags import MlflowTagsDataset
+from convnets.datasets.picture_folder import PictureFolderDataset
 from convnets.datasets.training_state import TrainingStateDataset
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "LazyFile",
     "MlflowServableModelDataset",
     "MlflowTagsDataset",
+    "PictureFolderDataset",
     "TrainingStateDataset",
     "UnreadableEntry",
 ]

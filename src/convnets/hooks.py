@@ -86,6 +86,7 @@ class ProjectLockHook:
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
     ) -> None:
+        self._release()  # a run whose start failed after the lock was taken
         data_dir = Path(run_params.get("project_path") or ".") / "data"
         self._lock = ProjectLock(data_dir)
         self._lock.acquire(list(run_params.get("pipeline_names") or []))

@@ -28,6 +28,18 @@ def jpeg_bytes(seed: int, size: int = 24, mode: str = "RGB") -> bytes:
     return buffer.getvalue()
 
 
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares its size and holds no pixels: only its header can be read."""
+    import zlib  # noqa: PLC0415
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
 def write_kaggle_zip(
     path: Path, per_class: int = 20, extra: dict[str, bytes] | None = None
 ) -> Path:

@@ -1,36 +1,24 @@
 """From bytes to model input: the pixel limit from the header, RGB or grayscale."""
 
 import io
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image, UnidentifiedImageError
 
 from convnets.preprocessing import ImageTooLarge, check_pixels, declared_pixels, to_model_input
-from tests.conftest import jpeg_bytes
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that declares its size and holds no pixels: only a header can be read."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
-
-    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+from tests.conftest import jpeg_bytes, png_header
 
 
 @pytest.mark.parametrize("side", [7000, 12000, 20000])  # 20000: past Pillow's own limit
 def test_too_many_pixels_are_refused_from_the_header(side):
     with pytest.raises(ImageTooLarge, match="not decoded"):
-        check_pixels(_png_header(side, side), max_pixels=40_000_000)
+        check_pixels(png_header(side, side), max_pixels=40_000_000)
 
 
 def test_the_header_gives_the_size():
-    assert declared_pixels(_png_header(12000, 300)) == 3_600_000
-    check_pixels(_png_header(12000, 300), max_pixels=40_000_000)  # under the limit
+    assert declared_pixels(png_header(12000, 300)) == 3_600_000
+    check_pixels(png_header(12000, 300), max_pixels=40_000_000)  # under the limit
 
 
 def test_bytes_that_are_not_an_image_are_named_so():

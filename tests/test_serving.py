@@ -11,7 +11,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import zlib
 from pathlib import Path
 
 import keras
@@ -24,7 +23,7 @@ from PIL import Image
 import convnets
 from convnets.parameters import CatsVsDogsData, ImageInput
 from convnets.serving import ServingConfig, classify
-from tests.conftest import jpeg_bytes, typed_parameters
+from tests.conftest import jpeg_bytes, png_header, typed_parameters
 
 DATA = typed_parameters(CatsVsDogsData, "cats_vs_dogs")
 CONFIG = ServingConfig(
@@ -35,17 +34,6 @@ CONFIG = ServingConfig(
     max_pixels=40_000_000,
     decision_threshold=0.5,
 )
-
-
-def huge_png_header(side: int = 12000) -> bytes:
-    """A PNG that declares side x side pixels and holds none: only its header is valid."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
-
-    header = side.to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
 
 
 def solid_jpeg(value: int) -> bytes:
@@ -73,7 +61,7 @@ def test_bad_rows_get_errors_and_the_other_rows_answers():
         b"<html>not an image</html>",
         b"",
         jpeg_bytes(1, size=64)[:200],  # truncated
-        huge_png_header(),
+        png_header(12000, 12000),
         solid_jpeg(5),
     ]
     model = RecordingModel()
@@ -257,7 +245,7 @@ def test_the_served_champion_answers_as_predict_does(model_server):
     # Bad pictures in a batch: an error on their rows, answers on the others.
     status, answer = _post(
         f"{base}/invocations",
-        _rows(b"not an image", b"", jpeg_bytes(5, size=64)[:200], huge_png_header(), dog),
+        _rows(b"not an image", b"", jpeg_bytes(5, size=64)[:200], png_header(12000, 12000), dog),
     )
     assert status == 200
     rows = answer["predictions"]

@@ -9,7 +9,7 @@ from PIL import Image
 
 from convnets.parameters import CatsVsDogsData, Predict
 from convnets.pipelines.predict import nodes
-from tests.conftest import jpeg_bytes, typed_parameters
+from tests.conftest import jpeg_bytes, png_header, typed_parameters
 
 DATA = typed_parameters(CatsVsDogsData, "cats_vs_dogs")
 PREDICT = typed_parameters(Predict, "predict", grid_images=4)
@@ -76,42 +76,9 @@ def test_the_grid_shows_pictures_from_across_the_folder(brightness_model):
 
 
 def test_a_picture_over_the_pixel_limit_is_refused_from_its_header(brightness_model):
-    import zlib  # noqa: PLC0415
-
-    # A valid PNG header declaring 12000 x 12000 pixels; the pixels are never decoded.
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
-
-    header = (12000).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
-    huge = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    huge = png_header(12000, 12000)  # the pixels are never decoded
     images = {"huge.png": _loader(huge), "dog.1.jpg": _loader(_solid_jpeg(250))}
     table, _, _ = nodes.predict_images(images, brightness_model, DATA, PREDICT)
     error = table.set_index("file").loc["huge.png", "error"]
     assert error.startswith("ImageTooLarge: 144,000,000 pixels declared, more than the 40,000,000")
     assert table.set_index("file").loc["dog.1.jpg", "label"] == "dog"
-
-
-def test_predict_gives_the_model_the_bytes_training_gives_it(tmp_path):
-    """One JPEG, decoded by the training cache and by predict: the same model input."""
-    from convnets.datasets import ImageArrayDataset, ImageFolderDataset  # noqa: PLC0415
-    from convnets.parameters import ImageInput  # noqa: PLC0415
-    from convnets.pipelines.image_classifier.nodes import decode_images  # noqa: PLC0415
-    from convnets.preprocessing import to_model_input  # noqa: PLC0415
-
-    picture = jpeg_bytes(7, size=97)
-    files = {
-        f"{subset}/{label}/{label}.{index}.jpg": picture
-        for subset in ("train", "validation", "test")
-        for index, label in enumerate(("cat", "dog"))
-    }
-    ImageFolderDataset(path=str(tmp_path / "split")).save(files)
-    image_input = typed_parameters(ImageInput, "catdog.input", image_size=[50, 60])
-    cache = ImageArrayDataset(path=str(tmp_path / "decoded"))
-    cache.save(
-        decode_images(ImageFolderDataset(path=str(tmp_path / "split")).load(), DATA, image_input)
-    )
-    trained_on = cache.load().subsets((50, 60))["test"].read([0])[0]
-    predicted_on = to_model_input(picture, (50, 60), DATA.max_image_pixels)
-    assert predicted_on.dtype == trained_on.dtype == np.uint8
-    assert predicted_on.tobytes() == trained_on.tobytes()

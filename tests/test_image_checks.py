@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from convnets.image_checks import check_image
-from tests.conftest import jpeg_bytes
+from tests.conftest import jpeg_bytes, png_header
 
 
 def _encode(mode: str, fmt: str) -> bytes:
@@ -70,3 +70,11 @@ def test_a_decompression_bomb_is_skipped_not_fatal(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 16x16 = 256 > 2 x 100
     check = check_image(_encode("RGB", "PNG"))
     assert check.action == "skipped" and "too many pixels" in check.reason
+
+
+def test_a_picture_over_the_pixel_limit_is_skipped_from_its_header():
+    check = check_image(png_header(12000, 12000), max_pixels=40_000_000)  # never decoded
+    assert check.action == "skipped"
+    assert "144,000,000 pixels declared, more than the 40,000,000" in check.reason
+    assert check_image(jpeg_bytes(0), max_pixels=24 * 24).action == "kept"
+    assert check_image(jpeg_bytes(0), max_pixels=24 * 24 - 1).action == "skipped"

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from convnets.preprocessing import ImageTooLarge, check_pixels
+
 NON_RGB_POLICIES = ("convert", "skip")
+DEFAULT_MAX_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,14 @@ def _tensorflow_decodes(content: bytes) -> str | None:
     return None
 
 
-def check_image(content: bytes, non_rgb: str = "convert") -> ImageCheck:  # noqa: PLR0911
+def check_image(  # noqa: PLR0911
+    content: bytes, non_rgb: str = "convert", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> ImageCheck:
     # One return per outcome (kept, converted, each skip reason) reads best here.
     """Decode ``content`` fully; keep an RGB JPEG, convert or skip anything else.
+
+    A picture whose header declares more than ``max_pixels`` pixels is skipped before
+    it is decoded (``preprocessing.check_pixels``, as ``predict`` and serving do).
 
     Grayscale, CMYK, RGBA or palette images, and PNG/GIF/BMP files named ``.jpg``,
     are re-encoded as RGB JPEG (quality 95) when ``non_rgb`` is ``convert`` and
@@ -42,6 +50,7 @@ def check_image(content: bytes, non_rgb: str = "convert") -> ImageCheck:  # noqa
     if not content:
         return ImageCheck(None, "skipped", "empty file")
     try:
+        check_pixels(content, max_pixels)
         with Image.open(io.BytesIO(content)) as image:
             image.load()  # a full decode: truncated files fail here
             kind = f"{image.format} {image.mode}"
@@ -56,7 +65,7 @@ def check_image(content: bytes, non_rgb: str = "convert") -> ImageCheck:  # noqa
             image.convert("RGB").save(buffer, format="JPEG", quality=95)
     except UnidentifiedImageError:
         return ImageCheck(None, "skipped", "not an image")
-    except Image.DecompressionBombError as exc:
+    except (ImageTooLarge, Image.DecompressionBombError) as exc:
         return ImageCheck(None, "skipped", f"too many pixels: {str(exc)[:160]}")
     except (OSError, SyntaxError, ValueError) as exc:
         return ImageCheck(None, "skipped", f"corrupt image: {str(exc)[:160]}")

@@ -46,7 +46,7 @@ def check_pixels(content: bytes, max_pixels: int) -> None:
     if pixels > max_pixels:
         raise ImageTooLarge(
             f"{pixels:,} pixels declared, more than the {max_pixels:,} allowed "
-            "(cats_vs_dogs.max_image_pixels); not decoded"
+            "(max_image_pixels); not decoded"
         )
 
 

@@ -1,6 +1,7 @@
 """The predict node on tiny pictures and a tiny model."""
 
 import io
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -82,3 +83,43 @@ def test_a_picture_over_the_pixel_limit_is_refused_from_its_header(brightness_mo
     error = table.set_index("file").loc["huge.png", "error"]
     assert error.startswith("ImageTooLarge: 144,000,000 pixels declared, more than the 40,000,000")
     assert table.set_index("file").loc["dog.1.jpg", "label"] == "dog"
+
+
+PREDICT_IN_A_PROCESS = """
+import resource, sys
+import keras
+from convnets.parameters import CatsVsDogsData, Predict
+from convnets.pipelines.predict import nodes
+from tests.conftest import typed_parameters
+
+inputs = keras.Input((32, 32, 3))
+x = keras.layers.GlobalAveragePooling2D()(inputs)
+model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+data = typed_parameters(CatsVsDogsData, "cats_vs_dogs")
+predict = typed_parameters(Predict, "predict", grid_images=1)
+huge = open(sys.argv[1], "rb").read()
+table, _, _ = nodes.predict_images({"huge.png": lambda: huge}, model, data, predict)
+print(table.error[0])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+@pytest.mark.slow
+def test_predict_on_a_real_12000_pixel_square_png_stays_under_3_gb(tmp_path):
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    huge = tmp_path / "huge.png"
+    Image.new("L", (12000, 12000), color=40).save(huge, format="PNG")  # small on disk
+    done = subprocess.run(
+        [sys.executable, "-c", PREDICT_IN_A_PROCESS, str(huge)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[3],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    error, peak_mb = done.stdout.strip().splitlines()[-2:]
+    assert error.startswith("ImageTooLarge: 144,000,000 pixels declared")
+    assert int(peak_mb) < 3000

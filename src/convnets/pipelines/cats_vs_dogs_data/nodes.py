@@ -51,25 +51,31 @@ def _check_split_request(archive: ImageArchive, data: CatsVsDogsData) -> None:
 
 
 def _checked_image(
-    archive: ImageArchive, member: str, non_rgb: str, known_checks: dict[str, dict[str, str]]
+    archive: ImageArchive,
+    member: str,
+    data: CatsVsDogsData,
+    known_checks: dict[str, dict[str, str]],
 ) -> tuple[dict[str, str], LazyFile | None]:
     """The check result for ``member`` and its lazily loaded content (None when skipped).
 
     A result remembered from an earlier run (same content identity, same policy) is
     reused without reading the image; otherwise the image is read and checked now.
     """
-    key = f"{archive.identity(member)}|non_rgb={non_rgb}"
+    non_rgb, max_pixels = data.non_rgb, data.max_image_pixels
+    key = f"{archive.identity(member)}|non_rgb={non_rgb}|max_pixels={max_pixels}"
     if key in known_checks:
         result = known_checks[key]
         if result["action"] == "skipped":
             return result, None
-        return result, LazyFile(key, lambda: check_image(archive.read(member), non_rgb).content)
+        return result, LazyFile(
+            key, lambda: check_image(archive.read(member), non_rgb, max_pixels).content
+        )
     try:
         content = archive.read(member)
     except UnreadableEntry as exc:  # this entry only; a broken archive fails when opened
         known_checks[key] = {"action": "skipped", "reason": str(exc)}
         return known_checks[key], None
-    check = check_image(content, non_rgb)
+    check = check_image(content, non_rgb, max_pixels)
     known_checks[key] = {"action": check.action, "reason": check.reason}
     if check.content is None:
         return known_checks[key], None
@@ -112,7 +118,7 @@ def make_subset(
                     continue
                 taken.add(index)
                 member = by_index[index]
-                result, content = _checked_image(archive, member, data.non_rgb, checks)
+                result, content = _checked_image(archive, member, data, checks)
                 if result["action"] != "kept":
                     log = logger.warning if result["action"] == "skipped" else logger.info
                     log("%s %s: %s", result["action"].capitalize(), member, result["reason"])

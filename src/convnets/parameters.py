@@ -236,6 +236,13 @@ class Predict(Section):
     grid_images: PositiveInt
 
 
+class Report(Section):
+    """``report``: which pipelines are compared, and the book's printed accuracies."""
+
+    training_pipelines: tuple[str, ...]
+    book_test_accuracy: dict[str, float | None]  # null: the book prints none
+
+
 # ---------------------------------------------------------------- parsing
 class ParameterError(ValueError):
     """Parameters that cannot be used, each named by its full key with a fix to copy."""

@@ -89,8 +89,13 @@ def _run(project: Path, pipeline: str, params: dict, env: str | None = None) -> 
 
 
 def _only_run(project: Path, experiment: str) -> mlflow.entities.Run:
+    """The one training run of ``experiment`` (``report`` runs aside)."""
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
+    runs = mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string="tags.mlflow.runName != 'report'",
+        output_format="list",
+    )
     assert len(runs) == 1
     return runs[0]
 
@@ -301,3 +306,25 @@ def test_a_run_that_fails_after_training_is_completed_without_training_again(
     )
     assert version.run_id == finished.info.run_id
     assert not state.exists()  # released once everything is persisted
+
+
+def test_the_report_compares_the_finished_runs_of_the_experiment(kedro_project):
+    _run(kedro_project, "report", {})
+    comparison = kedro_project / "data" / "08_reporting" / "comparison.md"
+    assert "run one first, for example `kedro run --pipelines=mnist`" in comparison.read_text()
+
+    _run(kedro_project, "mnist", {"mnist.training.epochs": 1})
+    _run(kedro_project, "report", {})
+    text = comparison.read_text()
+    mnist = _only_run(kedro_project, "convnets")
+    assert f"`{mnist.info.run_id}`" in text and "| `mnist` |" in text
+    assert (kedro_project / "data" / "08_reporting" / "comparison.png").is_file()
+    runs = mlflow.search_runs(
+        experiment_names=["convnets"],
+        filter_string="tags.mlflow.runName = 'report'",
+        output_format="list",
+    )
+    artifacts = {
+        a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id, "report")
+    }
+    assert artifacts == {"report/comparison.md", "report/comparison.png"}

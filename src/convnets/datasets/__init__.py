@@ -11,6 +11,7 @@ from convnets.datasets.image_folder import ImageFolder, ImageFolderDataset, Lazy
 from convnets.datasets.json_state import JsonStateDataset
 from convnets.datasets.keras_model_source import KerasModelSourceDataset
 from convnets.datasets.keras_npz import KerasNpzDataset
+from convnets.datasets.mlflow_runs import MlflowRunsDataset
 from convnets.datasets.mlflow_servable_model import MlflowServableModelDataset
 from convnets.datasets.mlflow_tags import MlflowTagsDataset
 from convnets.datasets.picture_folder import PictureFolderDataset
@@ -29,6 +30,7 @@ __all__ = [
     "KerasModelSourceDataset",
     "KerasNpzDataset",
     "LazyFile",
+    "MlflowRunsDataset",
     "MlflowServableModelDataset",
     "MlflowTagsDataset",
     "PictureFolderDataset",

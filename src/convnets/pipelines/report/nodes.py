@@ -1,0 +1,136 @@
+"""Nodes of the report pipeline: a comparison of the latest training runs."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+
+from convnets.parameters import Report
+
+logger = logging.getLogger(__name__)
+
+RUN_NAME = "tags.mlflow.runName"
+
+
+def _duration(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "–"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
+
+
+def _value(row: pd.Series, column: str) -> float:
+    value = row.get(column)
+    return float(value) if value is not None and not pd.isna(value) else math.nan
+
+
+def latest_runs(runs: pd.DataFrame, report: Report) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The latest FINISHED run of each training pipeline, and the unfinished runs apart.
+
+    Runs of other pipelines (``predict``, ``report``) are not training runs.
+    """
+    if runs.empty or RUN_NAME not in runs:
+        return pd.DataFrame(), pd.DataFrame()
+    training = runs[runs[RUN_NAME].isin(report.training_pipelines)].sort_values(
+        "start_time", ascending=False
+    )
+    finished = training[training.status == "FINISHED"].drop_duplicates(RUN_NAME)
+    order = {name: index for index, name in enumerate(report.training_pipelines)}
+    finished = finished.sort_values(RUN_NAME, key=lambda names: names.map(order))
+    unfinished = training[training.status != "FINISHED"]
+    rows = []
+    for _, run in finished.iterrows():
+        name = run[RUN_NAME]
+        peak = _value(run, "metrics.peak_rss_mb")
+        rows.append(
+            {
+                "pipeline": name,
+                "best_checkpoint_test_accuracy": _value(
+                    run, "metrics.best_checkpoint_test_accuracy"
+                ),
+                "final_model_test_accuracy": _value(run, "metrics.final_model_test_accuracy"),
+                "book_test_accuracy": report.book_test_accuracy.get(name),
+                "epochs": run.get(f"params.{name}.training.epochs"),
+                "wall_time_s": (run.end_time - run.start_time).total_seconds(),
+                "peak_rss_gb": peak / 1024 if not math.isnan(peak) else math.nan,
+                "started": run.start_time,
+                "run_id": run.run_id,
+            }
+        )
+    return pd.DataFrame(rows), unfinished
+
+
+def write_comparison(runs: pd.DataFrame, report: Report) -> tuple[str, Figure]:
+    """Reporting: the comparison as Markdown, and a chart of the test accuracies."""
+    latest, unfinished = latest_runs(runs, report)
+    store, experiment = runs.attrs.get("tracking_uri", "?"), runs.attrs.get("experiment", "?")
+    lines = [
+        "# Latest training runs",
+        "",
+        f"Tracking store `{store}`, experiment `{experiment}`: the latest FINISHED run of "
+        "each training pipeline. Written by `kedro run --pipelines=report`.",
+        "",
+    ]
+    if latest.empty:
+        first = report.training_pipelines[0]
+        lines.append(
+            f"No finished training run in this experiment yet: run one first, for example "
+            f"`kedro run --pipelines={first}`, then `kedro run --pipelines=report`."
+        )
+        logger.warning("No finished training run to compare in experiment %s", experiment)
+    else:
+        lines += [
+            "| pipeline | test accuracy, best checkpoint | test accuracy, final model | book "
+            "| epochs | wall time | peak RSS | started | run |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in latest.itertuples():
+            book = "–" if row.book_test_accuracy is None else f"{row.book_test_accuracy:.3f}"
+            peak = "–" if math.isnan(row.peak_rss_gb) else f"{row.peak_rss_gb:.2f} GB"
+            lines.append(
+                f"| `{row.pipeline}` | {row.best_checkpoint_test_accuracy:.4f} | "
+                f"{row.final_model_test_accuracy:.4f} | {book} | {row.epochs} | "
+                f"{_duration(row.wall_time_s)} | {peak} | {row.started:%Y-%m-%d %H:%M} | "
+                f"`{row.run_id}` |"
+            )
+    if not unfinished.empty:
+        lines += [
+            "",
+            "Not finished (not in the table or the chart):",
+            "",
+            "| pipeline | status | started | run |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| `{run[RUN_NAME]}` | {run.status} | {run.start_time:%Y-%m-%d %H:%M} | "
+            f"`{run.run_id}` |"
+            for _, run in unfinished.iterrows()
+        ]
+    return "\n".join(lines) + "\n", _accuracy_chart(latest)
+
+
+def _accuracy_chart(latest: pd.DataFrame) -> Figure:
+    figure, axis = plt.subplots(figsize=(8, 1.2 + 0.6 * max(1, len(latest))))
+    if latest.empty:
+        axis.text(0.5, 0.5, "No finished training run yet", ha="center", va="center")
+        axis.axis("off")
+        return figure
+    positions = np.arange(len(latest))
+    axis.barh(positions - 0.2, latest.best_checkpoint_test_accuracy, 0.4, label="best checkpoint")
+    axis.barh(positions + 0.2, latest.final_model_test_accuracy, 0.4, label="final model")
+    book = latest.book_test_accuracy.astype(float)
+    axis.scatter(book, positions, marker="|", s=400, color="black", label="the book", zorder=3)
+    axis.set_yticks(positions, latest.pipeline)
+    axis.invert_yaxis()
+    axis.set_xlim(0.5, 1.0)
+    axis.set_xlabel("test accuracy")
+    axis.legend(loc="lower right", fontsize=8)
+    axis.set_title("Latest finished run of each training pipeline")
+    figure.tight_layout()
+    return figure

@@ -55,3 +55,12 @@ def test_no_runs_yet_says_which_run_to_do_first():
         markdown, figure = nodes.write_comparison(runs, REPORT)
         assert "run one first, for example `kedro run --pipelines=mnist`" in markdown
         assert figure.axes
+
+
+def test_a_filtered_run_that_scored_no_model_is_not_a_training_run():
+    ingestion = _run("catdog", "FINISHED", "2026-12-01 09:00", run_id="ingestion")
+    del ingestion["metrics.best_checkpoint_test_accuracy"]
+    runs = _runs(_run("catdog", "FINISHED", "2026-11-30 07:00", run_id="trained"), ingestion)
+    runs.loc[runs.run_id == "ingestion", "metrics.final_model_test_accuracy"] = float("nan")
+    latest, _ = nodes.latest_runs(runs, REPORT)
+    assert list(latest.run_id) == ["trained"]

@@ -15,6 +15,7 @@ from convnets.parameters import Report
 logger = logging.getLogger(__name__)
 
 RUN_NAME = "tags.mlflow.runName"
+HEADLINE = "best_checkpoint_test_accuracy"
 
 
 def _duration(seconds: float) -> str:
@@ -33,14 +34,16 @@ def _value(row: pd.Series, column: str) -> float:
 def latest_runs(runs: pd.DataFrame, report: Report) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The latest FINISHED run of each training pipeline, and the unfinished runs apart.
 
-    Runs of other pipelines (``predict``, ``report``) are not training runs.
+    Runs of other pipelines (``predict``, ``report``) are not training runs, nor are
+    filtered runs that scored no model (``--tags=ingestion``).
     """
     if runs.empty or RUN_NAME not in runs:
         return pd.DataFrame(), pd.DataFrame()
     training = runs[runs[RUN_NAME].isin(report.training_pipelines)].sort_values(
         "start_time", ascending=False
     )
-    finished = training[training.status == "FINISHED"].drop_duplicates(RUN_NAME)
+    scored = training.get(f"metrics.{HEADLINE}", pd.Series(index=training.index)).notna()
+    finished = training[(training.status == "FINISHED") & scored].drop_duplicates(RUN_NAME)
     order = {name: index for index, name in enumerate(report.training_pipelines)}
     finished = finished.sort_values(RUN_NAME, key=lambda names: names.map(order))
     unfinished = training[training.status != "FINISHED"]
@@ -56,7 +59,7 @@ def latest_runs(runs: pd.DataFrame, report: Report) -> tuple[pd.DataFrame, pd.Da
                 ),
                 "final_model_test_accuracy": _value(run, "metrics.final_model_test_accuracy"),
                 "book_test_accuracy": report.book_test_accuracy.get(name),
-                "epochs": run.get(f"params.{name}.training.epochs"),
+                "epochs": run.get(f"params.{name}.training.epochs") or "–",
                 "wall_time_s": (run.end_time - run.start_time).total_seconds(),
                 "peak_rss_gb": peak / 1024 if not math.isnan(peak) else math.nan,
                 "started": run.start_time,
@@ -91,7 +94,7 @@ def write_comparison(runs: pd.DataFrame, report: Report) -> tuple[str, Figure]:
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in latest.itertuples():
-            book = "–" if row.book_test_accuracy is None else f"{row.book_test_accuracy:.3f}"
+            book = "–" if pd.isna(row.book_test_accuracy) else f"{row.book_test_accuracy:.3f}"
             peak = "–" if math.isnan(row.peak_rss_gb) else f"{row.peak_rss_gb:.2f} GB"
             lines.append(
                 f"| `{row.pipeline}` | {row.best_checkpoint_test_accuracy:.4f} | "

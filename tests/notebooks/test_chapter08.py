@@ -1,0 +1,82 @@
+"""notebooks/chapter08.ipynb runs top to bottom on tiny runs, and is kept without outputs."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.pipelines.test_end_to_end import TINY_CATDOG, _run
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "chapter08.ipynb"
+
+
+def _execute(project: Path) -> nbformat.NotebookNode:
+    """Every cell of the notebook, run in ``project``; fails naming each error."""
+    from nbclient import NotebookClient  # noqa: PLC0415
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(project)}},
+    ).execute()
+    # kedro.ipython shows tracebacks with rich, as display data rather than errors.
+    errors = [
+        f"cell {index}: {output.get('ename', '')} {output.get('evalue', '')}"
+        f"{output.get('data', {}).get('text/plain', '')[-600:]}"
+        for index, cell in enumerate(notebook.cells)
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+        or "Traceback" in output.get("data", {}).get("text/plain", "")
+    ]
+    assert not errors, "\n".join(errors)
+    return notebook
+
+
+def _text(notebook: nbformat.NotebookNode) -> str:
+    return "\n".join(
+        output.get("text", "") + str(output.get("data", {}).get("text/markdown", ""))
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+    )
+
+
+def test_the_notebook_is_committed_without_outputs():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+
+
+@pytest.mark.slow
+def test_every_cell_runs_on_a_project_with_tiny_runs(kedro_project):
+    _run(kedro_project, "mnist", {"mnist.training.epochs": 1})
+    _run(kedro_project, "catdog", {**TINY_CATDOG, "catdog.training.epochs": 1})
+    notebook = _execute(kedro_project)
+    text = _text(notebook)
+    assert "104,202 parameters" in text
+    assert "| `mnist` |" in text and "| `catdog` |" in text
+    pictures = sum(
+        "image/png" in output.get("data", {})
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+    )
+    assert pictures == 4  # samples, augmentation, curves, predictions
+
+
+@pytest.mark.slow
+def test_without_runs_the_notebook_says_which_run_to_do_first(kedro_project):
+    import mlflow  # noqa: PLC0415
+
+    _run(kedro_project, "catdog", {**TINY_CATDOG, "catdog.training.epochs": 1})
+    mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    for run in mlflow.search_runs(search_all_experiments=True, output_format="list"):
+        client.delete_run(run.info.run_id)
+    for model in client.search_registered_models():
+        client.delete_registered_model(model.name)
+    text = _text(_execute(kedro_project))
+    assert "run `kedro run --pipelines=mnist` (or catdog, ...) first" in text
+    assert "No registered cats-vs-dogs model yet: run `kedro run --pipelines=catdog` first" in text
+    assert "run one first, for example `kedro run --pipelines=mnist`" in text

@@ -108,6 +108,12 @@ def test_an_invalid_section_raises_its_explanation_when_used():
         ),
         (MnistTraining, "mnist.training", {"epochs": 1.5}, "mnist.training.epochs"),
         (
+            Training,
+            "catdog.training",
+            {"distribution": "multiworker"},
+            "catdog.training.distribution: Input should be 'none' or 'mirrored'",
+        ),
+        (
             CatsVsDogsData,
             "cats_vs_dogs",
             {"subsets": {"train": {"size": "ten"}}},

@@ -1,11 +1,13 @@
 """Resumable training: a real training process is killed, then run again."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import keras
 import mlflow
@@ -378,3 +380,80 @@ def test_the_terminal_progress_bar_runs_through_a_training():
     assert (task.completed, task.total, task.description) == (4, 4, "epoch 1/1")
     TrainingProgress.close(progress)
     assert progress._bar is None  # noqa: SLF001
+
+
+TWO_DEVICES = """
+import json, logging, sys, tempfile
+from pathlib import Path
+
+logging.basicConfig(level=logging.INFO)
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+import numpy as np
+
+from convnets.datasets import ImageArrayDataset, ImageFolderDataset
+from convnets.parameters import Architecture, CatsVsDogsData, ImageInput, MnistTraining, Training
+from convnets.pipelines.image_classifier import nodes as catdog
+from convnets.pipelines.mnist import nodes as mnist
+from convnets.training import TrainingState
+from tests.conftest import jpeg_bytes, typed_parameters, write_mnist_npz
+
+tmp = Path(tempfile.mkdtemp())
+devices = {"devices": ["/cpu:0", "/cpu:1"]}
+losses = {}
+raw = np.load(write_mnist_npz(tmp / "mnist.npz"))
+x, y = mnist.scale_images(raw["x_train"]), raw["y_train"]
+for distribution in ("none", "mirrored"):
+    training = typed_parameters(MnistTraining, "mnist.training", epochs=1, batch_size=20,
+                                distribution=distribution, **devices)
+    _, _, history, _ = mnist.train_model(x, y, training, TrainingState(tmp / f"m-{distribution}"))
+    losses[f"mnist-{distribution}"] = history["loss"][0]
+
+files = {f"{subset}/{label}/{label}.{index}.jpg": jpeg_bytes(index + 100 * number, size=40)
+         for subset, count in (("train", 16), ("validation", 4), ("test", 4))
+         for number, label in enumerate(("cat", "dog")) for index in range(count)}
+ImageFolderDataset(path=str(tmp / "split")).save(files)
+data = typed_parameters(CatsVsDogsData, "cats_vs_dogs")
+image_input = typed_parameters(ImageInput, "catdog_baseline.input", image_size=[80, 80],
+                               batch_size=8)
+cache = ImageArrayDataset(path=str(tmp / "decoded"))
+cache.save(catdog.decode_images(ImageFolderDataset(path=str(tmp / "split")).load(), data,
+                                image_input))
+architecture = typed_parameters(Architecture, "catdog_baseline.architecture")
+subsets = cache.load().subsets((80, 80))
+for distribution in ("none", "mirrored"):
+    # Unshuffled, so both runs see the same batches: tf.distribute rewrites the input
+    # pipeline, and a shuffled training set then comes in another order.
+    train = catdog._batches(subsets["train"], 8, seed=None)
+    validation = catdog._batches(subsets["validation"], 8, seed=None)
+    training = typed_parameters(Training, "catdog_baseline.training", epochs=1,
+                                distribution=distribution, **devices)
+    _, best, history, _ = catdog.train_model(train, validation, architecture, training,
+                                             TrainingState(tmp / f"c-{distribution}"))
+    losses[f"catdog_baseline-{distribution}"] = history["loss"][0]
+print(json.dumps(losses))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_training_on_two_devices_matches_one_device():
+    done = subprocess.run(
+        [sys.executable, "-c", TWO_DEVICES],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    losses = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "2 replica(s)" in done.stderr + done.stdout
+    for model in ("mnist", "catdog_baseline"):
+        single, mirrored = losses[f"{model}-none"], losses[f"{model}-mirrored"]
+        assert mirrored == pytest.approx(single, rel=0.01), (model, single, mirrored)

@@ -191,6 +191,10 @@ class Training(Section):
     seed: StrictInt  # keras.utils.set_random_seed: weights, dropout, augmentation
     precision: Precision
     jit_compile: bool
+    # mirrored: tf.distribute.MirroredStrategy over ``devices`` (null: every GPU, else
+    # the CPU); the batch size stays the global batch, split across the replicas.
+    distribution: Literal["none", "mirrored"]
+    devices: tuple[str, ...] | None
 
     @field_validator("validation_freq")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ from typing import Any
 
 import keras
 import mlflow
+import tensorflow as tf
 from mlflow.entities import Metric
 from rich import get_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -245,6 +247,9 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 # Training options added since state format 2, with their usual values: left out of
 # the fingerprint at that value, so the states of earlier runs stay resumable.
 OPTION_DEFAULTS = {"precision": "float32", "jit_compile": False, "validation_freq": 1}
+# How the training is spread over devices does not change what it computes: a state
+# saved on one device setup resumes on another.
+NOT_FINGERPRINTED = ("distribution", "devices")
 
 
 def _learning_rate(optimizer: Optimizer, steps_per_epoch: int, epochs: int) -> Any:
@@ -300,6 +305,35 @@ def precision_policy(name: str) -> Iterator[None]:
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+@functools.cache
+def _mirrored_strategy(devices: tuple[str, ...] | None) -> tf.distribute.MirroredStrategy:
+    # One strategy per device set and process: a second MirroredStrategy would reuse
+    # the first one's collective instance keys, and its all-reduces would fail.
+    return tf.distribute.MirroredStrategy(devices=list(devices) if devices else None)
+
+
+@contextlib.contextmanager
+def distribution_scope(training: Training) -> Iterator[None]:
+    """Build, compile and fit inside this: ``training.distribution`` says on which devices.
+
+    ``mirrored`` copies the model to each device of ``training.devices`` (all GPUs,
+    or the CPU, when null) with ``tf.distribute.MirroredStrategy``; each global batch
+    is split across the replicas and their gradients summed, so the batch size in the
+    parameters is the global batch. One device is a strategy of one replica.
+    """
+    if training.distribution == "none":
+        yield
+        return
+    strategy = _mirrored_strategy(training.devices)
+    logger.info(
+        "MirroredStrategy: %d replica(s) on %s; each global batch is split across them",
+        strategy.num_replicas_in_sync,
+        ", ".join(strategy.extended.worker_devices),
+    )
+    with strategy.scope():
+        yield
 
 
 def compile_model(
@@ -425,7 +459,8 @@ def training_fingerprint(
     fingerprinted = {
         key: value
         for key, value in training.model_dump().items()
-        if key not in OPTION_DEFAULTS or value != OPTION_DEFAULTS[key]
+        if key not in NOT_FINGERPRINTED
+        and (key not in OPTION_DEFAULTS or value != OPTION_DEFAULTS[key])
     }
     config = json.dumps(
         {

@@ -328,3 +328,27 @@ def test_the_report_compares_the_finished_runs_of_the_experiment(kedro_project):
         a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id, "report")
     }
     assert artifacts == {"report/comparison.md", "report/comparison.png"}
+
+
+def test_a_model_trained_with_a_mirrored_strategy_is_logged_served_and_predicts(kedro_project):
+    params = {
+        **TINY_CATDOG,
+        "catdog_baseline.training.epochs": 1,
+        "catdog_baseline.training.distribution": "mirrored",  # one CPU: one replica
+    }
+    _run(kedro_project, "catdog_baseline", params)
+    run = _only_run(kedro_project, "convnets")
+    assert run.info.status == "FINISHED"
+    assert (
+        "MirroredStrategy: 1 replica(s)"
+        in Path(
+            mlflow.MlflowClient().download_artifacts(run.info.run_id, "logs/kedro_run.log")
+        ).read_text()
+    )
+    pictures = kedro_project / "pictures"
+    pictures.mkdir()
+    (pictures / "dog.1.jpg").write_bytes(jpeg_bytes(4001))
+    uri = "models:/convnets-catdog-baseline@champion"
+    _run(kedro_project, "predict", {"predict_dir": str(pictures), "model_uri": uri})
+    table = pd.read_csv(kedro_project / "data" / "07_model_output" / "predictions.csv")
+    assert table.probability_dog.between(0, 1).all() and (table.error.fillna("") == "").all()

@@ -46,6 +46,7 @@ from convnets.training import (
     EPOCH_TIME,
     TrainingState,
     compile_model,
+    distribution_scope,
     fit_with_best_checkpoint,
     peak_rss_mb,
     precision_policy,
@@ -194,12 +195,13 @@ def train_model(
     keras.utils.set_random_seed(training.seed)
     image_size = tuple(train_ds.element_spec[0].shape[1:3])
     spec = architecture.root
-    with precision_policy(training.precision):
-        model = build_catdog_model(image_size, spec)
-    compile_model(model, training, steps_per_epoch=int(train_ds.cardinality()))
-    model, best, history, tags = fit_with_best_checkpoint(
-        model, training, train_ds, validation_data=validation_ds, state=state
-    )
+    with distribution_scope(training):
+        with precision_policy(training.precision):
+            model = build_catdog_model(image_size, spec)
+        compile_model(model, training, steps_per_epoch=int(train_ds.cardinality()))
+        model, best, history, tags = fit_with_best_checkpoint(
+            model, training, train_ds, validation_data=validation_ds, state=state
+        )
     if isinstance(spec, ConvnetFast) and spec.flip_averaging:
         model, best = with_flip_averaging(model), with_flip_averaging(best)
     return model, best, history, tags

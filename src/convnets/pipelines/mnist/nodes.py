@@ -21,6 +21,7 @@ from convnets.serving import ServingConfig, ServingSpec
 from convnets.training import (
     TrainingState,
     compile_model,
+    distribution_scope,
     fit_with_best_checkpoint,
     precision_policy,
 )
@@ -55,19 +56,22 @@ def train_model(
 ) -> tuple[keras.Model, keras.Model, dict[str, list[float]], dict[str, str]]:
     """Training: listing 8.1's convnet fitted as in listing 8.2, resumable from ``state``."""
     keras.utils.set_random_seed(training.seed)
-    with precision_policy(training.precision):
-        model = build_mnist_convnet(input_shape=x_train.shape[1:], num_classes=training.num_classes)
     trained_on = len(x_train) - int(len(x_train) * training.validation_split)
-    compile_model(model, training, steps_per_epoch=math.ceil(trained_on / training.batch_size))
-    return fit_with_best_checkpoint(
-        model,
-        training,
-        x_train,
-        y_train,
-        batch_size=training.batch_size,
-        validation_split=training.validation_split,
-        state=state,
-    )
+    with distribution_scope(training):
+        with precision_policy(training.precision):
+            model = build_mnist_convnet(
+                input_shape=x_train.shape[1:], num_classes=training.num_classes
+            )
+        compile_model(model, training, steps_per_epoch=math.ceil(trained_on / training.batch_size))
+        return fit_with_best_checkpoint(
+            model,
+            training,
+            x_train,
+            y_train,
+            batch_size=training.batch_size,
+            validation_split=training.validation_split,
+            state=state,
+        )
 
 
 def _score(model: keras.Model, x_test: np.ndarray, y_test: np.ndarray) -> tuple[float, float]:

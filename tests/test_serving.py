@@ -195,7 +195,12 @@ def model_server(kedro_project):
             "--workers",
             "1",
         ],
-        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{kedro_project / 'mlflow.db'}"},
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{kedro_project / 'mlflow.db'}",
+            # The server execs uvicorn by name: this environment's scripts come first.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its workers stop with it

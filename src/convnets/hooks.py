@@ -7,6 +7,7 @@ import os
 import socket
 import sqlite3
 import tempfile
+import warnings
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,12 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
-from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
 from pydantic import BaseModel
+
+with warnings.catch_warnings(record=True):
+    # MLflow warns, once per process and past any filter, that kedro-mlflow's
+    # KedroPipelineModel (defined on import; unused here) has no type hints.
+    from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
 
 from convnets.parameters import InvalidParameters, ParameterError
 from convnets.project_lock import ProjectLock, remove_stale_staging

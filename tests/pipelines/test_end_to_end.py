@@ -351,4 +351,4 @@ def test_a_model_trained_with_a_mirrored_strategy_is_logged_served_and_predicts(
     uri = "models:/convnets-catdog-baseline@champion"
     _run(kedro_project, "predict", {"predict_dir": str(pictures), "model_uri": uri})
     table = pd.read_csv(kedro_project / "data" / "07_model_output" / "predictions.csv")
-    assert table.probability_dog.between(0, 1).all() and (table.error.fillna("") == "").all()
+    assert table.probability_dog.between(0, 1).all() and table.error.isna().all()  # "" in CSV

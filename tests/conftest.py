@@ -79,7 +79,15 @@ def kaggle_zip(tmp_path: Path) -> Path:
 @pytest.fixture
 def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A copy of this project's pyproject.toml and conf/ with tiny raw data, as cwd."""
-    project = tmp_path / "project"
+    project = make_kedro_project(tmp_path / "project")
+    monkeypatch.chdir(project)
+    reset_mlflow()
+    yield project
+    reset_mlflow()
+
+
+def make_kedro_project(project: Path) -> Path:
+    """This project's pyproject.toml and conf/ in ``project``, with tiny raw data."""
     project.mkdir()
     shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
     (project / "src").mkdir()  # bootstrap_project wants it; convnets is installed
@@ -95,10 +103,7 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     write_mnist_npz(project / "data" / "01_raw" / "mnist.npz")
     write_mnist_npz(project / "data" / "01_raw" / "fashion_mnist.npz")
     write_kaggle_zip(project / "data" / "01_raw" / "cats_vs_dogs" / "train.zip")
-    monkeypatch.chdir(project)
-    reset_mlflow()
-    yield project
-    reset_mlflow()
+    return project
 
 
 def reset_mlflow() -> None:

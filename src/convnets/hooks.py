@@ -161,8 +161,11 @@ class ProjectMlflowHook(MlflowHook):
             conf = dict(loader["mlflow"])
         except Exception:  # noqa: BLE001 - no mlflow.yml: the plugin's defaults apply
             conf = {}
-        check_tracking_store((conf.get("server") or {}).get("mlflow_tracking_uri") or "")
+        uri = (conf.get("server") or {}).get("mlflow_tracking_uri") or ""
+        check_tracking_store(uri)
         tracking = dict(conf.get("tracking") or {})
+        if uri:
+            create_experiment_once(uri, tracking.get("experiment") or {})
         self._system_metrics = bool(tracking.pop("system_metrics", False))
         if conf:
             loader["mlflow"] = {**conf, "tracking": tracking}  # the plugin reads this copy
@@ -287,16 +290,41 @@ def close_orphan_runs(client: mlflow.MlflowClient) -> list[str]:
     return closed
 
 
+def create_experiment_once(uri: str, experiment: dict[str, Any]) -> None:
+    """Create the experiment, tolerating another run that creates it at the same time.
+
+    The plugin looks the experiment up and then creates it: two first runs on one
+    store (a shared server) both try, and the second failed on the unique name.
+    """
+    name = experiment.get("name") or "Default"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    if client.get_experiment_by_name(name) is not None:
+        return
+    options = experiment.get("create_experiment_kwargs") or {}
+    try:
+        client.create_experiment(
+            name, artifact_location=options.get("artifact_location"), tags=options.get("tags")
+        )
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
 class TrackingStoreError(RuntimeError):
     """The MLflow tracking database cannot be used; the message says what to do."""
 
 
 def check_tracking_store(uri: str, timeout_s: float = 5.0) -> None:
-    """Fail early, naming the file, when a sqlite tracking store is damaged or locked.
+    """Fail early, naming it, when the tracking store cannot be used.
 
-    Without this, MLflow's own error ("file is not a database", "database is locked")
-    comes from deep in SQLAlchemy without the file's name.
+    A sqlite file that is damaged or locked: MLflow's own error ("file is not a
+    database", "database is locked") comes from deep in SQLAlchemy without the file's
+    name. A tracking server that does not answer: MLflow's HTTP client would retry for
+    minutes before the first node.
     """
+    if uri.startswith(("http://", "https://")):
+        _check_tracking_server(uri, timeout_s)
+        return
     if not uri.startswith("sqlite:///"):
         return
     path = Path(uri.removeprefix("sqlite:///"))  # relative to the working directory
@@ -326,3 +354,19 @@ def _unreadable_store(path: Path, exc: Exception) -> TrackingStoreError:
         f"{path}.broken), or point server.mlflow_tracking_uri in conf/<env>/mlflow.yml "
         "at another store."
     )
+
+
+def _check_tracking_server(uri: str, timeout_s: float) -> None:
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            return
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingStoreError(
+            f"The MLflow tracking server {uri} does not answer ({reason}). Start it "
+            "(scripts/mlflow-server.sh start, docs/scaling.md), or run without --env=server "
+            "to track to the project's mlflow.db."
+        ) from None

@@ -186,6 +186,13 @@ class ProjectMlflowHook(MlflowHook):
                 mlflow.disable_system_metrics_logging()  # the monitor already started stays
         if mlflow.active_run() is not None:
             mlflow.set_tags(process_tags())
+            run_id = mlflow.active_run().info.run_id
+            # How a task of an orchestrator, or a later --nodes run, joins this run.
+            logger.info(
+                "MLflow run %s (to log into it from another process: MLFLOW_RUN_ID=%s)",
+                run_id,
+                run_id,
+            )
 
     @hook_impl
     def before_node_run(

@@ -4,8 +4,8 @@
 #   CONVNETS_DB_PASSWORD=... scripts/mlflow-server.sh start   # or the password in
 #   scripts/mlflow-server.sh stop                             # conf/local/credentials.yml
 #
-# Settings (environment): CONVNETS_SERVER_DIR (default ~/.convnets-server: database,
-# artifacts, logs), CONVNETS_PG_PORT (5433), CONVNETS_MLFLOW_PORT (5005, as
+# Settings (environment): CONVNETS_SERVER_DIR (database, artifacts, logs; default
+# ~/.convnets-server, or /var/lib/convnets-server as root, where postgres must reach it), CONVNETS_PG_PORT (5433), CONVNETS_MLFLOW_PORT (5005, as
 # conf/server/mlflow.yml). The password never goes into a committed file: it comes from
 # CONVNETS_DB_PASSWORD, else from `mlflow_db: {password: ...}` in conf/local/credentials.yml.
 # PostgreSQL refuses to run as root, so as root the cluster runs as the postgres user;
@@ -13,7 +13,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-DIR="${CONVNETS_SERVER_DIR:-$HOME/.convnets-server}"
+if [ "$(id -u)" = 0 ]; then DEFAULT_DIR=/var/lib/convnets-server; else DEFAULT_DIR="$HOME/.convnets-server"; fi
+DIR="${CONVNETS_SERVER_DIR:-$DEFAULT_DIR}"
 PG_PORT="${CONVNETS_PG_PORT:-5433}"
 MLFLOW_PORT="${CONVNETS_MLFLOW_PORT:-5005}"
 PGDATA="$DIR/postgres"
@@ -21,6 +22,18 @@ SOCKETS="$DIR/sockets"
 
 as_postgres() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Debian keeps initdb and pg_ctl off PATH, in /usr/lib/postgresql/<version>/bin.
+add_postgres_to_path() {
+  local bin
+  bin="$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | tail -1 || true)"
+  if [ -n "$bin" ]; then PATH="$PATH:$bin"; fi
+}
+
+# psql as the cluster's superuser, over the cluster's own socket folder.
+admin_psql() {
+  as_postgres psql -X -q -At -h "$SOCKETS" -p "$PG_PORT" -U postgres "$@"
 }
 
 password() {
@@ -41,11 +54,12 @@ PY
 }
 
 start() {
-  command -v initdb > /dev/null || ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || {
+  add_postgres_to_path
+  command -v initdb > /dev/null || {
     echo "PostgreSQL is missing: installing it (apt-get install postgresql)"
-    apt-get install -y -q postgresql > /dev/null
+    apt-get update -q > /dev/null && apt-get install -y -q postgresql > /dev/null
+    add_postgres_to_path
   }
-  PATH="$PATH:$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1)"
   local pw; pw="$(password)"
   mkdir -p "$DIR/artifacts" "$SOCKETS"
   if [ ! -f "$PGDATA/PG_VERSION" ]; then
@@ -53,16 +67,22 @@ start() {
     touch "$DIR/postgres.log"
     [ "$(id -u)" = 0 ] && chown postgres "$PGDATA" "$SOCKETS" "$DIR/postgres.log" && chmod 700 "$PGDATA"
     as_postgres initdb -D "$PGDATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 > "$DIR/initdb.log"
-    fresh=1
   fi
+  # The socket folder trusts its local users: only the cluster's owner may use it.
   if ! as_postgres pg_ctl -D "$PGDATA" status > /dev/null 2>&1; then
     as_postgres pg_ctl -D "$PGDATA" -l "$DIR/postgres.log" -w start \
-      -o "-p $PG_PORT -k $SOCKETS -c listen_addresses=127.0.0.1" > /dev/null
+      -o "-p $PG_PORT -k $SOCKETS -c listen_addresses=127.0.0.1 -c unix_socket_permissions=0700" > /dev/null
   fi
-  if [ "${fresh:-0}" = 1 ]; then
-    as_postgres psql -q -h "$SOCKETS" -p "$PG_PORT" -U postgres -c \
-      "CREATE ROLE mlflow LOGIN PASSWORD '$pw'" > /dev/null
-    as_postgres createdb -h "$SOCKETS" -p "$PG_PORT" -U postgres -O mlflow mlflow
+  # The role and database, if an earlier start did not get that far. The password goes
+  # through psql's environment and standard input (not its command line), quoted by
+  # psql, and a failing statement is not written to the server's log.
+  if [ "$(admin_psql -c "SELECT 1 FROM pg_roles WHERE rolname = 'mlflow'")" != 1 ]; then
+    printf '%s\n' "SET log_min_error_statement = panic;" '\getenv pw CONVNETS_NEW_DB_PASSWORD' \
+      "CREATE ROLE mlflow LOGIN PASSWORD :'pw';" \
+      | CONVNETS_NEW_DB_PASSWORD="$pw" admin_psql > /dev/null
+  fi
+  if [ "$(admin_psql -c "SELECT 1 FROM pg_database WHERE datname = 'mlflow'")" != 1 ]; then
+    admin_psql -c "CREATE DATABASE mlflow OWNER mlflow" > /dev/null
   fi
   # Checked here: MLflow itself retries a refused login for minutes before it gives up.
   if ! PGPASSWORD="$pw" psql -h 127.0.0.1 -p "$PG_PORT" -U mlflow -d mlflow -qAt -c "SELECT 1" \
@@ -76,6 +96,10 @@ start() {
       cat "$DIR/login-check.log" >&2
     fi
     return 1
+  fi
+  if [ -f "$DIR/mlflow.pid" ] && kill -0 "$(cat "$DIR/mlflow.pid")" 2> /dev/null; then
+    echo "The MLflow server of $DIR is already running (pid $(cat "$DIR/mlflow.pid")); stop it first"
+    return 0
   fi
   # The password reaches MLflow through the environment, not its command line (ps shows that).
   # Its own process group: the server starts worker processes (uvicorn, job consumers)
@@ -106,8 +130,8 @@ stop() {
     kill -9 -- "-$group" 2> /dev/null || true
     rm -f "$DIR/mlflow.pid"
   fi
-  PATH="$PATH:$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1)"
-  [ -f "$PGDATA/postmaster.pid" ] && as_postgres pg_ctl -D "$PGDATA" -m fast -w stop > /dev/null
+  add_postgres_to_path
+  if [ -f "$PGDATA/postmaster.pid" ]; then as_postgres pg_ctl -D "$PGDATA" -m fast -w stop > /dev/null; fi
   echo "stopped"
 }
 

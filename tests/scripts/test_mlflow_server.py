@@ -170,6 +170,8 @@ def _assert_two_complete_runs(uri: str, prefix: str) -> None:
     experiment = client.get_experiment_by_name(prefix)
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(run.info.status for run in runs) == ["FINISHED", "FINISHED"]
+    first, second = sorted(runs, key=lambda run: run.info.start_time)
+    assert second.info.start_time < first.info.end_time  # the two runs overlapped
     for run in runs:
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert [metric.step for metric in history] == [1, 2]

@@ -119,6 +119,10 @@ def test_wrong_database_credentials_fail_clearly_without_the_password(tracking_s
     assert result.returncode != 0
     assert "PostgreSQL refused the password of its user mlflow" in result.stderr
     assert wrong not in result.stdout + result.stderr
+    logs = list(Path(env["CONVNETS_SERVER_DIR"]).glob("*.log"))
+    assert logs  # postgres.log, mlflow.log, ...
+    for secret in (wrong, env["CONVNETS_DB_PASSWORD"]):
+        assert not any(secret in log.read_text(errors="replace") for log in logs)
     assert time.monotonic() - started < 30  # MLflow alone would retry for minutes
 
 

@@ -106,6 +106,17 @@ def make_kedro_project(project: Path) -> Path:
     return project
 
 
+def run_checked(command: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """Run a command to its end; fail with the end of its output unless it succeeds."""
+    import subprocess  # noqa: PLC0415
+
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
 def reset_mlflow() -> None:
     """Forget the active run and experiment that MLflow keeps in module globals."""
     import mlflow  # noqa: PLC0415

@@ -3,7 +3,6 @@ whose tasks are the pipeline's memory groups, and that runs catdog into one MLfl
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import mlflow
 import pytest
 from slugify import slugify
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, run_checked
 from tests.pipelines.test_node_by_node import _memory_groups, _tiny_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.orchestration]
@@ -47,20 +46,12 @@ def airflow_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _check(command: list[str], cwd: Path, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=600
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
-
-
 def test_the_catdog_dag_has_the_pipelines_groups_and_runs_into_one_mlflow_run(
     tmp_path, airflow_env
 ):
     project = _tiny_project(tmp_path / "project")
     kedro = [sys.executable, "-m", "kedro"]
-    _check(
+    run_checked(
         [*kedro, "airflow", "create", "--pipelines=catdog", "--group-by=memory",
          f"--jinja-file={TEMPLATE}"],
         project,
@@ -70,7 +61,7 @@ def test_the_catdog_dag_has_the_pipelines_groups_and_runs_into_one_mlflow_run(
     assert [path.name for path in dags.iterdir()] == ["convnets_catdog_dag.py"]
 
     env = {**airflow_env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
-    output = _check([sys.executable, "-c", READ_DAG, str(dags)], project, env)
+    output = run_checked([sys.executable, "-c", READ_DAG, str(dags)], project, env)
     parsed = json.loads(output.strip().splitlines()[-1])  # after Airflow's own log lines
     assert parsed["import_errors"] == {}
     groups = _memory_groups(project)
@@ -85,8 +76,8 @@ def test_the_catdog_dag_has_the_pipelines_groups_and_runs_into_one_mlflow_run(
     assert parsed["tasks"] == expected
     assert parsed["max_active_tasks"] == 1  # one kedro run at a time in a project folder
 
-    _check([sys.executable, "-m", "airflow", "db", "migrate"], project, env)
-    _check([sys.executable, "-m", "airflow", "dags", "test", "convnets-catdog"], project, env)
+    run_checked([sys.executable, "-m", "airflow", "db", "migrate"], project, env)
+    run_checked([sys.executable, "-m", "airflow", "dags", "test", "convnets-catdog"], project, env)
 
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     (run,) = mlflow.search_runs(experiment_names=["convnets"], output_format="list")

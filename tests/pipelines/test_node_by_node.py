@@ -2,7 +2,6 @@
 runs it, against the same pipeline in one process."""
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import mlflow
 import pytest
 import yaml
 
-from tests.conftest import make_kedro_project
+from tests.conftest import make_kedro_project, run_checked
 from tests.pipelines.test_end_to_end import TINY_CATDOG, _nested
 
 pytestmark = [pytest.mark.slow, pytest.mark.orchestration]
@@ -38,16 +37,7 @@ def _kedro_run(project: Path, *args: str, run_id: str | None = None) -> None:
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     if run_id:
         env["MLFLOW_RUN_ID"] = run_id
-    result = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--pipelines=catdog", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_checked([sys.executable, "-m", "kedro", "run", "--pipelines=catdog", *args], project, env)
 
 
 def _memory_groups(project: Path) -> list:

@@ -26,6 +26,7 @@ with warnings.catch_warnings(record=True):
     # KedroPipelineModel (defined on import; unused here) has no type hints.
     from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
 
+from convnets.errors import UserError
 from convnets.parameters import InvalidParameters, ParameterError
 from convnets.project_lock import ProjectLock, remove_stale_staging
 
@@ -69,11 +70,13 @@ class ParameterHook:
                 problems.extend(value.explain(dataset.removeprefix(PARAMS_PREFIX)))
         if problems:
             pipelines = run_params.get("pipeline_names") or ["__default__"]
+            env = run_params.get("env")
+            env_option = f" --env={env}" if env and env != "local" else ""
             raise ParameterError(
                 "Invalid parameters, nothing was run:\n  "
                 + "\n  ".join(problems)
                 + "\nSet them in conf/<env>/parameters_*.yml or on the command line: "
-                f"kedro run --pipelines={','.join(pipelines)} --params=<key>=<value>"
+                f"kedro run --pipelines={','.join(pipelines)}{env_option} --params=<key>=<value>"
             )
 
 
@@ -161,7 +164,11 @@ class ProjectMlflowHook(MlflowHook):
             conf = dict(loader["mlflow"])
         except Exception:  # noqa: BLE001 - no mlflow.yml: the plugin's defaults apply
             conf = {}
-        uri = (conf.get("server") or {}).get("mlflow_tracking_uri") or ""
+        server = dict(conf.get("server") or {})
+        uri = absolute_tracking_uri(server.get("mlflow_tracking_uri") or "", context.project_path)
+        if uri:
+            server["mlflow_tracking_uri"] = uri
+            conf["server"] = server
         check_tracking_store(uri)
         tracking = dict(conf.get("tracking") or {})
         if uri:
@@ -185,13 +192,16 @@ class ProjectMlflowHook(MlflowHook):
             if getattr(self, "_system_metrics", False):
                 mlflow.disable_system_metrics_logging()  # the monitor already started stays
         if mlflow.active_run() is not None:
-            mlflow.set_tags(process_tags())
-            run_id = mlflow.active_run().info.run_id
+            mlflow.set_tags({**process_tags(), **command_tags(run_params)})
+            run = mlflow.active_run().info
             # How a task of an orchestrator, or a later --nodes run, joins this run.
             logger.info(
-                "MLflow run %s (to log into it from another process: MLFLOW_RUN_ID=%s)",
-                run_id,
-                run_id,
+                "MLflow run %s (to log into it from another process: MLFLOW_RUN_ID=%s); "
+                "in the UI (kedro mlflow ui): #/experiments/%s/runs/%s",
+                run.run_id,
+                run.run_id,
+                run.experiment_id,
+                run.run_id,
             )
 
     @hook_impl
@@ -251,6 +261,41 @@ class ProjectMlflowHook(MlflowHook):
 
 
 HOST_TAG, PID_TAG, STARTED_TAG = "process.host", "process.pid", "process.started"
+# MLflow 3's UI opens an experiment of this kind on its runs, not on GenAI traces.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
+def absolute_tracking_uri(uri: str, project_path: Path) -> str:
+    """A relative ``sqlite:///mlflow.db`` made absolute against the project root.
+
+    MLflow resolves it against the working directory, so a notebook kernel started in
+    ``notebooks/`` (as Jupyter does) would open a new, empty ``notebooks/mlflow.db``.
+    """
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri.startswith(prefix + "/"):
+        return uri
+    path = uri.removeprefix(prefix)
+    if path in ("", ":memory:") or path.startswith(":"):
+        return uri
+    return prefix + str((Path(project_path) / path).resolve())
+
+
+def command_tags(run_params: dict[str, Any]) -> dict[str, str]:
+    """The command as the user typed it, and the runner by name.
+
+    kedro-mlflow rebuilds the command from the run's parameters (``--pipeline=`` for
+    ``--pipelines=``) and records the runner object's repr.
+    """
+    import shlex  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    runner = str(run_params.get("runner") or "SequentialRunner")  # "<kedro...Runner object at>"
+    tags = {"runner": runner.partition(" object at ")[0].lstrip("<").rsplit(".", 1)[-1]}
+    if Path(sys.argv[0]).name in ("kedro", "__main__.py") and "run" in sys.argv[1:]:
+        tags["kedro_command"] = "kedro " + shlex.join(sys.argv[1:])
+    return tags
+
+
 KILLED_REASON_TAG = "killed_reason"
 
 
@@ -305,19 +350,23 @@ def create_experiment_once(uri: str, experiment: dict[str, Any]) -> None:
     """
     name = experiment.get("name") or "Default"
     client = mlflow.MlflowClient(tracking_uri=uri)
-    if client.get_experiment_by_name(name) is not None:
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        if existing.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return
     options = experiment.get("create_experiment_kwargs") or {}
+    tags = {**(options.get("tags") or {}), EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
     try:
         client.create_experiment(
-            name, artifact_location=options.get("artifact_location"), tags=options.get("tags")
+            name, artifact_location=options.get("artifact_location"), tags=tags
         )
     except mlflow.exceptions.MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
 
 
-class TrackingStoreError(RuntimeError):
+class TrackingStoreError(UserError, RuntimeError):
     """The MLflow tracking database cannot be used; the message says what to do."""
 
 

@@ -25,6 +25,8 @@ from pydantic import (
     field_validator,
 )
 
+from convnets.errors import UserError
+
 # Strict: a YAML true or 2.5 is not a count of epochs.
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
@@ -244,11 +246,12 @@ class Report(Section):
     """``report``: which pipelines are compared, and the book's printed accuracies."""
 
     training_pipelines: tuple[str, ...]
+    env_option: str  # "" or " --env=<env>": the environment, in suggested commands
     book_test_accuracy: dict[str, float | None]  # null: the book prints none
 
 
 # ---------------------------------------------------------------- parsing
-class ParameterError(ValueError):
+class ParameterError(UserError, ValueError):
     """Parameters that cannot be used, each named by its full key with a fix to copy."""
 
 

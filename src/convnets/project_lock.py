@@ -20,6 +20,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from convnets.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".convnets-run.lock"
@@ -30,7 +32,7 @@ STAGING_MARKERS = ("-staging-", "-retired-")
 STAGING_PREFIXES = (".download-",)
 
 
-class ProjectBusy(RuntimeError):
+class ProjectBusy(UserError, RuntimeError):
     """Another live run holds this project folder."""
 
 

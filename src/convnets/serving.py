@@ -14,6 +14,7 @@ This module imports only what serving needs (not Kedro), as the model server loa
 """
 
 import logging
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +30,16 @@ logger = logging.getLogger(__name__)
 
 IMAGE_COLUMN = "image"
 ERROR_COLUMN = "error"
+# An object's default repr ("<_io.BytesIO object at 0x7f…>", in Pillow's errors) says
+# nothing to a user and differs from run to run.
+_OBJECT_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def error_text(error: BaseException) -> str:
+    """An error as a row's ``error`` cell: its type and message, without object addresses."""
+    return f"{type(error).__name__}: {_OBJECT_REPR.sub('', str(error))[:200]}"
+
+
 KERAS_ARTIFACT = "keras_model"
 BATCH = 64  # pictures decoded and classified at a time: memory stays flat
 
@@ -101,7 +112,7 @@ def classify(model: Any, config: ServingConfig, pictures: list[bytes]) -> pd.Dat
             )
             pending.append((row, pixels))
         except Exception as exc:  # noqa: BLE001 - any unreadable picture is its row's error
-            rows[row][ERROR_COLUMN] = f"{type(exc).__name__}: {str(exc)[:200]}"
+            rows[row][ERROR_COLUMN] = error_text(exc)
         if len(pending) == BATCH:
             run(pending)
     if pending:

@@ -2,9 +2,18 @@
 
 from importlib.metadata import version
 
-from kedro.config import OmegaConfigLoader
+from convnets import quiet
 
-from convnets.hooks import ParameterHook, ProjectLockHook, ProjectMlflowHook, TrainingStateHook
+quiet.install()  # before Kedro builds its config loader and any pipeline imports TensorFlow
+
+from kedro.config import OmegaConfigLoader  # noqa: E402
+
+from convnets.hooks import (  # noqa: E402
+    ParameterHook,
+    ProjectLockHook,
+    ProjectMlflowHook,
+    TrainingStateHook,
+)
 
 
 def installed_requirements(*packages: str) -> list[str]:

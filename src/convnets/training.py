@@ -368,7 +368,7 @@ class TrainingState:
     ``best.keras``: the best checkpoint so far; ``history.csv``: one row per finished
     epoch (``CSVLogger``); ``run.json``: the MLflow run that started the training;
     ``config.sha256``: the model and training parameters it belongs to (a state left
-    by another configuration is discarded, not resumed); ``final.keras``: the model
+    by another configuration is set aside, not resumed); ``final.keras``: the model
     after the last epoch, written when training finishes. The folder stays until the
     run has persisted everything made from it (``release``, called by
     ``hooks.TrainingStateHook``), so a run killed after training reuses the trained
@@ -393,15 +393,50 @@ class TrainingState:
         """Delete the state: everything made from it is persisted elsewhere."""
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def is_resumable(self, config: str) -> bool:
-        """True when an earlier run of the same configuration left a backup or finished."""
+    def _has_progress(self) -> bool:
         has_backup = self.backup.is_dir() and any(self.backup.iterdir())
-        if not (has_backup or self.is_finished()):
-            return False
-        if not self.config.is_file() or self.config.read_text() != config:
-            logger.warning("Discarding %s: it was left by another configuration", self.folder)
-            return False
-        return True
+        return has_backup or self.is_finished()
+
+    def _recorded_config(self) -> str:
+        try:
+            return self.config.read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            return ""
+
+    def set_aside_folder(self, config: str) -> Path:
+        """Where a state of configuration ``config`` waits while another one trains."""
+        return self.folder.with_name(f"{self.folder.name}.set-aside-{(config or 'unknown')[:12]}")
+
+    def is_resumable(self, config: str) -> bool:
+        """True when an earlier run of the same configuration left a backup or finished.
+
+        A state of another configuration is never deleted: it is set aside (renamed to
+        ``training_state.set-aside-<its configuration>``) and comes back when a run of
+        that configuration starts again.
+        """
+        if self._has_progress():
+            recorded = self._recorded_config()
+            if recorded == config:
+                return True
+            target = self.set_aside_folder(recorded)
+            if target.exists():
+                target = target.with_name(f"{target.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.folder.rename(target)
+            logger.warning(
+                "Set aside %s: it was left by another configuration (its epochs are kept in "
+                "%s and resume when that configuration runs again; delete the folder to free "
+                "its space)",
+                self.folder,
+                target,
+            )
+        aside = self.set_aside_folder(config)
+        if aside.is_dir():
+            if self.folder.exists():
+                shutil.rmtree(self.folder)  # a state of this project with no epoch in it
+            aside.rename(self.folder)
+            logger.info("Took back %s, set aside earlier by a run of another configuration", aside)
+            return self._has_progress() and self._recorded_config() == config
+        return False
 
     def start_afresh(self, config: str) -> None:
         """Remove what an earlier run left and record this run's configuration."""
@@ -496,6 +531,19 @@ def _finished_training(
     return keras.models.load_model(state.final), keras.models.load_model(state.best), history
 
 
+def _resume_tags(state: TrainingState, resumed_from: str | None, epochs_done: int) -> dict:
+    """MLflow tags of a run that continues another run's training."""
+    if not resumed_from or resumed_from == state.run_id:
+        return {}
+    # One continuous history: this run logs every epoch and names the run it continues.
+    tags = {"resumed_from_run_id": resumed_from}
+    active = mlflow.active_run()
+    if epochs_done and active is not None and active.info.run_id == state.run_id:
+        # Told apart from the run it continues in the UI's list (same pipeline name).
+        tags["mlflow.runName"] = f"{active.info.run_name} (resumed after epoch {epochs_done})"
+    return tags
+
+
 def fit_with_best_checkpoint(
     model: keras.Model,
     training: Training,
@@ -545,10 +593,7 @@ def fit_with_best_checkpoint(
     else:
         state.start_afresh(config)
     resumed_from = state.remember_mlflow_run()
-    tags = {}
-    if resumed_from and resumed_from != state.run_id:
-        # One continuous history: this run logs every epoch and names the run it continues.
-        tags["resumed_from_run_id"] = resumed_from
+    tags = _resume_tags(state, resumed_from, epochs_done=len(previous.get("loss", [])))
     if previous and state.is_finished():
         return (*_finished_training(state, previous, resumed_from), tags)
     mode = monitor_mode(monitor)

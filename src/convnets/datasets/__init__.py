@@ -9,7 +9,10 @@ from convnets.datasets.image_arrays import (
 )
 from convnets.datasets.image_folder import ImageFolder, ImageFolderDataset, LazyFile
 from convnets.datasets.json_state import JsonStateDataset
-from convnets.datasets.keras_model_source import KerasModelSourceDataset
+from convnets.datasets.keras_model_source import (
+    KerasModelSourceDataset,
+    ModelSourceDescriptionDataset,
+)
 from convnets.datasets.keras_npz import KerasNpzDataset
 from convnets.datasets.mlflow_runs import MlflowRunsDataset
 from convnets.datasets.mlflow_servable_model import MlflowServableModelDataset
@@ -28,6 +31,7 @@ __all__ = [
     "ImageFolderDataset",
     "JsonStateDataset",
     "KerasModelSourceDataset",
+    "ModelSourceDescriptionDataset",
     "KerasNpzDataset",
     "LazyFile",
     "MlflowRunsDataset",

@@ -19,12 +19,14 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from convnets.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 
 
-class DownloadError(DatasetError):
+class DownloadError(UserError, DatasetError):
     """A download that could not be completed or verified; nothing was put in place."""
 
 

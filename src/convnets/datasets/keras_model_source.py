@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError, Version
+
+from convnets.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+class ModelNotFound(UserError, DatasetError):
+    """No model where the user pointed, or no trained model yet."""
 
 
 class KerasModelSourceDataset(AbstractDataset[None, Any]):
@@ -19,10 +29,15 @@ class KerasModelSourceDataset(AbstractDataset[None, Any]):
     """
 
     def __init__(
-        self, filepath: str, model_uri: str | None = None, metadata: dict[str, Any] | None = None
+        self,
+        filepath: str,
+        model_uri: str | None = None,
+        env_option: str = "",
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         self._filepath = filepath
         self._model_uri = model_uri
+        self._env_option = env_option  # " --env=quick": in the command the error suggests
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
@@ -40,11 +55,102 @@ class KerasModelSourceDataset(AbstractDataset[None, Any]):
         try:
             return saved.load()
         except DatasetError as exc:
-            raise DatasetError(
+            raise ModelNotFound(
                 f"No trained model at {self._filepath}: train it first (kedro run "
-                "--pipelines=catdog, or the pipeline --params=predict_model=<name> names), "
-                "or pass an MLflow model with --params=model_uri=models:/<model_id>."
+                f"--pipelines=catdog{self._env_option}, or the pipeline "
+                "--params=predict_model=<name> names), or pass an MLflow model with "
+                "--params=model_uri=models:/<registered name>@champion."
             ) from exc
+
+    def describe(self) -> dict[str, str]:
+        """Where the model comes from and what trained it: source, version, MLflow run,
+        epochs, test accuracy, and whether a quick (``--env=quick``) run made it."""
+        return describe_model_source(self._filepath, self._model_uri)
+
+
+class ModelSourceDescriptionDataset(KerasModelSourceDataset):
+    """What ``KerasModelSourceDataset.describe`` says of the same model, without loading it."""
+
+    def load(self) -> dict[str, str]:
+        return self.describe()
+
+
+def describe_model_source(filepath: str, model_uri: str | None) -> dict[str, str]:
+    """The facts ``predict`` reports (and tags its run with) about the model it uses."""
+    import mlflow  # noqa: PLC0415
+
+    client = mlflow.MlflowClient()
+    facts: dict[str, str] = {}
+    run_id = None
+    if model_uri:
+        facts["model_source"] = model_uri
+        try:
+            run_id = mlflow.models.get_model_info(model_uri).run_id
+        except Exception:  # noqa: BLE001 - load() reports an unknown model with the names
+            return facts
+        registered = _registered_version(client, model_uri)
+        if registered:
+            facts["model_registered_name"], facts["model_version"] = registered
+    else:
+        versions = sorted(p.name for p in Path(filepath).glob("*") if p.is_dir())
+        facts["model_source"] = filepath
+        if not versions:
+            return facts
+        facts["model_version"] = versions[-1]  # Kedro's version: the session that saved it
+        runs = mlflow.search_runs(
+            search_all_experiments=True,
+            filter_string=f"tags.run_id = '{versions[-1]}'",
+            output_format="list",
+        )
+        run_id = runs[0].info.run_id if runs else None
+    if not run_id:
+        return facts
+    facts["model_run_id"] = run_id
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # noqa: BLE001 - a run deleted since: the source still says enough
+        return facts
+    epochs = len(client.get_metric_history(run_id, "loss"))
+    if epochs:
+        facts["model_epochs"] = str(epochs)
+    metrics = run.data.metrics
+    accuracy = metrics.get(
+        "best_checkpoint_test_accuracy", metrics.get("final_model_test_accuracy")
+    )
+    if accuracy is not None:
+        facts["model_test_accuracy"] = f"{accuracy:.4f}"
+    experiment = client.get_experiment(run.info.experiment_id).name
+    facts["model_experiment"] = experiment
+    quick = "quick" in experiment or "quick" in facts.get("model_registered_name", "")
+    facts["model_is_quick"] = str(quick).lower()
+    return facts
+
+
+def _registered_version(client: Any, model_uri: str) -> tuple[str, str] | None:
+    """``(name, version)`` of a ``models:/<name>@<alias>`` or ``models:/<name>/<version>``."""
+    if not model_uri.startswith("models:/"):
+        return None
+    reference = model_uri.removeprefix("models:/")
+    try:
+        if "@" in reference:
+            name, alias = reference.split("@", 1)
+            return name, str(client.get_model_version_by_alias(name, alias).version)
+        name, _, version = reference.partition("/")
+        if version.isdigit():
+            return name, version
+    except Exception:  # noqa: BLE001
+        return None
+    return None
+
+
+def registered_model_names() -> list[str]:
+    """The names in the model registry of the current tracking URI."""
+    import mlflow  # noqa: PLC0415
+
+    try:
+        return sorted(m.name for m in mlflow.MlflowClient().search_registered_models())
+    except Exception:  # noqa: BLE001
+        return []
 
 
 def _load_mlflow_keras_model(model_uri: str) -> Any:
@@ -56,9 +162,10 @@ def _load_mlflow_keras_model(model_uri: str) -> Any:
             return mlflow.keras.load_model(model_uri)
         return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().keras_model
     except Exception as exc:
-        raise DatasetError(
+        names = registered_model_names()
+        raise ModelNotFound(
             f"Cannot load the MLflow model {model_uri!r} (tracking URI "
-            f"{mlflow.get_tracking_uri()}): {exc}. Registered models: `mlflow models` in the "
-            "UI's Models tab, or MlflowClient().search_registered_models(); logged models: "
-            "mlflow.search_logged_models() (run from the project root)."
+            f"{mlflow.get_tracking_uri()}): {str(exc).splitlines()[0]}. Registered models: "
+            + (", ".join(names) if names else "none yet")
+            + ". Quick runs register convnets-quick-<pipeline>; full runs convnets-<pipeline>."
         ) from exc

@@ -17,12 +17,44 @@ from PIL import Image
 
 from convnets.parameters import CatsVsDogsData, Predict
 from convnets.reporting import as_mlflow_metrics
-from convnets.serving import ERROR_COLUMN, ServingConfig, classify
+from convnets.serving import ERROR_COLUMN, ServingConfig, classify, error_text
 
 logger = logging.getLogger(__name__)
 
 PREDICT_CHUNK = 64  # pictures read and classified at a time
 KAGGLE_NAME = re.compile(r"(?:^|/)(?P<label>cat|dog)\.\d+\.", re.IGNORECASE)
+
+
+def describe_model(description: dict[str, str]) -> dict[str, str]:
+    """Says which model predict uses and what trained it; the same facts tag the run.
+
+    A model of a quick run (``--env=quick``: two epochs on a few hundred pictures)
+    gets a warning: its answers are near chance.
+    """
+    what = description.get("model_source", "?")
+    if "model_registered_name" in description:
+        what += f" (version {description['model_version']})"
+    elif "model_version" in description:
+        what += f" (saved {description['model_version']})"
+    trained = ", ".join(
+        text
+        for key, text in (
+            ("model_run_id", "MLflow run {}"),
+            ("model_epochs", "{} epochs"),
+            ("model_test_accuracy", "test accuracy {}"),
+        )
+        if key in description
+        for text in [text.format(description[key])]
+    )
+    logger.info("Model: %s%s", what, f"; trained by {trained}" if trained else "")
+    if description.get("model_is_quick") == "true":
+        logger.warning(
+            "This model comes from a quick run (--env=quick, experiment %s): it checks the "
+            "plumbing and its answers are near chance. For real predictions train one with "
+            "`kedro run --pipelines=catdog` and run predict without --env=quick.",
+            description.get("model_experiment", "convnets-quick"),
+        )
+    return description
 
 
 def predict_images(
@@ -66,7 +98,7 @@ def predict_images(
                 contents.append(images[name]())
             except Exception as exc:  # noqa: BLE001 - an unreadable file is its row's error
                 cause = exc.__cause__ or exc  # Kedro wraps the reader's error in a DatasetError
-                read_errors[name] = f"{type(cause).__name__}: {str(cause)[:200]}"
+                read_errors[name] = error_text(cause)
                 contents.append(b"")
         answers = classify(model, config, contents)
         answers.insert(0, "file", chunk)

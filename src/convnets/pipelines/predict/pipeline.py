@@ -10,14 +10,25 @@ def create_pipeline(**kwargs) -> Pipeline:
     return pipeline(
         [
             node(
+                nodes.describe_model,
+                inputs="model_description",
+                outputs="model_tags",
+                name="describe_model",
+                tags="prediction",
+            ),
+            node(
                 nodes.predict_images,
                 inputs=["pictures", "model", "params:cats_vs_dogs", "params:predict"],
                 outputs=["predictions", "metrics", "predictions_plot"],
                 name="predict_images",
                 tags="prediction",
-            )
+            ),
         ],
         namespace="predict",
-        inputs={"pictures": "predict_pictures", "model": "predict_model"},
+        inputs={
+            "pictures": "predict_pictures",
+            "model": "predict_model",
+            "model_description": "predict_model_description",
+        },
         parameters={"params:cats_vs_dogs", "params:predict"},
     )

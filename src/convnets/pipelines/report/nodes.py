@@ -81,10 +81,11 @@ def write_comparison(runs: pd.DataFrame, report: Report) -> tuple[str, Figure]:
         "",
     ]
     if latest.empty:
-        first = report.training_pipelines[0]
+        first, env = report.training_pipelines[0], report.env_option
         lines.append(
-            f"No finished training run in this experiment yet: run one first, for example "
-            f"`kedro run --pipelines={first}`, then `kedro run --pipelines=report`."
+            f"No finished training run in experiment `{experiment}` yet: run one first, for "
+            f"example `kedro run --pipelines={first}{env}`, then "
+            f"`kedro run --pipelines=report{env}`."
         )
         logger.warning("No finished training run to compare in experiment %s", experiment)
     else:
@@ -131,7 +132,7 @@ def _accuracy_chart(latest: pd.DataFrame) -> Figure:
     axis.scatter(book, positions, marker="|", s=400, color="black", label="the book", zorder=3)
     axis.set_yticks(positions, latest.pipeline)
     axis.invert_yaxis()
-    axis.set_xlim(0.5, 1.0)
+    axis.set_xlim(0.0, 1.0)  # a model at chance (0.5) still shows its bar
     axis.set_xlabel("test accuracy")
     axis.legend(loc="lower right", fontsize=8)
     axis.set_title("Latest finished run of each training pipeline")

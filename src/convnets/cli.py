@@ -1,0 +1,162 @@
+"""``kedro run`` for this project: Kedro's own command, with short errors and clean stops.
+
+Kedro uses a project's ``cli.py`` in place of its ``run`` command (``kedro run`` and
+``python -m convnets``). This one takes every option of Kedro's, plus ``--verbose``, and:
+
+- refuses a second run in the folder before TensorFlow is even imported;
+- turns the mistakes a user is expected to make (a bad parameter, an unknown pipeline
+  or model, missing data, a locked folder) into one message and exit status 2, the
+  traceback only with ``--verbose``;
+- stops cleanly on Ctrl-C or SIGTERM: the MLflow run ends KILLED with the reason as a
+  tag, the resume state stays, a line says how to go on, and the exit status is 130
+  (SIGINT) or 143 (SIGTERM).
+
+It imports nothing heavy: ``kedro --help`` and ``kedro run --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from kedro.framework.cli.project import run as kedro_run
+from kedro.io import DatasetError
+
+from convnets.errors import UserError
+from convnets.project_lock import ProjectLock
+
+logger = logging.getLogger(__name__)
+
+EXIT_USER_ERROR = 2
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Stopped(KeyboardInterrupt):
+    """The run was asked to stop by a signal (Ctrl-C is SIGINT)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise Stopped(signum)
+
+
+@click.group(name="convnets")
+def cli() -> None:
+    """The project's commands (Kedro's, with ``run`` replaced)."""
+
+
+def _expected(error: BaseException) -> BaseException | None:
+    """The user-facing error in ``error``'s chain, if it is one a user is expected to make."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, UserError):
+            return error
+        if isinstance(error, ValueError) and "Failed to find the pipeline named" in str(error):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _message(error: BaseException, top: BaseException) -> str:
+    text = str(error)
+    if isinstance(top, DatasetError) and error is not top and text in str(top):
+        return str(top)  # Kedro's wrapper adds which catalog entry failed
+    return text
+
+
+def _end_mlflow_run_killed(reason: str) -> str | None:
+    """End the active MLflow run (kedro-mlflow's) as KILLED, with ``reason`` as a tag."""
+    if "mlflow" not in sys.modules:
+        return None
+    import mlflow  # noqa: PLC0415
+
+    from convnets.hooks import KILLED_REASON_TAG  # noqa: PLC0415
+
+    run = mlflow.active_run()
+    if run is None:
+        return None
+    try:
+        mlflow.set_tag(KILLED_REASON_TAG, reason)
+        mlflow.end_run(status="KILLED")
+    except Exception as exc:  # noqa: BLE001 - the next run marks it KILLED anyway
+        logger.warning("Could not mark MLflow run %s KILLED: %s", run.info.run_id, exc)
+    return run.info.run_id
+
+
+def _check_not_busy(project_path: Path) -> None:
+    """Refuse at once when another run holds the folder (the hook takes the real lock)."""
+    lock = ProjectLock(project_path / "data")
+    lock.acquire([])
+    lock.release()
+
+
+def _command_line() -> str:
+    return "kedro " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "kedro run"
+
+
+def _run(verbose: bool, **kwargs: Any) -> Any:
+    context = click.get_current_context()
+    project_path = Path(getattr(context.obj, "project_path", None) or Path.cwd())
+    previous = {signum: signal.getsignal(signum) for signum in EXIT_SIGNAL}
+    try:
+        _check_not_busy(project_path)
+        for signum in EXIT_SIGNAL:
+            signal.signal(signum, _raise_stopped)
+        return kedro_run.callback(**kwargs)
+    except KeyboardInterrupt as stop:
+        signum = getattr(stop, "signum", signal.SIGINT)
+        name = signal.Signals(signum).name
+        run_id = _end_mlflow_run_killed(f"stopped by {name}")
+        where = f" (MLflow run {run_id} marked KILLED)" if run_id else ""
+        click.secho(
+            f"Stopped by {name}{where}. Trained epochs are kept: run the same command "
+            f"again to resume: {_command_line()}",
+            fg="yellow",
+            err=True,
+        )
+        sys.exit(EXIT_SIGNAL[signum])
+    except Exception as error:
+        cause = _expected(error)
+        if cause is None or verbose:
+            raise
+        logger.debug("Stopped by an expected error", exc_info=error)
+        _end_mlflow_run_killed_if_failed()
+        click.secho(f"Error: {_message(cause, error)}", fg="red", err=True)
+        click.secho("(the traceback: add --verbose)", fg="bright_black", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _end_mlflow_run_killed_if_failed() -> None:
+    """kedro-mlflow ends its run FAILED on a node error; nothing else is left open."""
+    if "mlflow" in sys.modules:
+        import mlflow  # noqa: PLC0415
+
+        if mlflow.active_run() is not None:
+            mlflow.end_run(status="FAILED")
+
+
+run = click.Command(
+    name="run",
+    callback=_run,
+    params=[
+        *kedro_run.params,
+        click.Option(
+            ["--verbose"], is_flag=True, help="Show the full traceback of an expected error."
+        ),
+    ],
+    help=(kedro_run.help or "Run the pipeline.")
+    + "\n\nCtrl-C or SIGTERM stops cleanly; the same command resumes training.",
+)
+cli.add_command(run)

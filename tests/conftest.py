@@ -94,12 +94,8 @@ def make_kedro_project(project: Path) -> Path:
     shutil.copytree(
         PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("credentials*")
     )
-    # MLflow caches one store per tracking URI: a relative "sqlite:///mlflow.db" would
-    # keep writing to the first test's file, so each project gets an absolute one.
-    mlflow_yml = project / "conf" / "base" / "mlflow.yml"
-    mlflow_yml.write_text(
-        mlflow_yml.read_text().replace("sqlite:///mlflow.db", f"sqlite:///{project / 'mlflow.db'}")
-    )
+    # conf/base/mlflow.yml's relative "sqlite:///mlflow.db" is kept: the project's hook
+    # makes it absolute against the project root, as for a user.
     write_mnist_npz(project / "data" / "01_raw" / "mnist.npz")
     write_mnist_npz(project / "data" / "01_raw" / "fashion_mnist.npz")
     write_kaggle_zip(project / "data" / "01_raw" / "cats_vs_dogs" / "train.zip")

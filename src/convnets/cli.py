@@ -86,7 +86,10 @@ def _end_mlflow_run_killed(reason: str) -> str | None:
         return None
     try:
         mlflow.set_tag(KILLED_REASON_TAG, reason)
-        mlflow.end_run(status="KILLED")
+        # kedro-mlflow re-opens its run in each node: the run can be on the stack twice,
+        # and MLflow's exit handler would end what is left as FINISHED.
+        while mlflow.active_run() is not None:
+            mlflow.end_run(status="KILLED")
     except Exception as exc:  # noqa: BLE001 - the next run marks it KILLED anyway
         logger.warning("Could not mark MLflow run %s KILLED: %s", run.info.run_id, exc)
     return run.info.run_id
@@ -143,7 +146,7 @@ def _end_mlflow_run_killed_if_failed() -> None:
     if "mlflow" in sys.modules:
         import mlflow  # noqa: PLC0415
 
-        if mlflow.active_run() is not None:
+        while mlflow.active_run() is not None:
             mlflow.end_run(status="FAILED")
 
 

@@ -290,7 +290,11 @@ def command_tags(run_params: dict[str, Any]) -> dict[str, str]:
     import sys  # noqa: PLC0415
 
     runner = str(run_params.get("runner") or "SequentialRunner")  # "<kedro...Runner object at>"
-    tags = {"runner": runner.partition(" object at ")[0].lstrip("<").rsplit(".", 1)[-1]}
+    tags = {
+        "runner": runner.partition(" object at ")[0].lstrip("<").rsplit(".", 1)[-1],
+        # What the report groups runs by: the name changes when a run resumes another.
+        "pipeline": ",".join(run_params.get("pipeline_names") or ["__default__"]),
+    }
     if Path(sys.argv[0]).name in ("kedro", "__main__.py") and "run" in sys.argv[1:]:
         tags["kedro_command"] = "kedro " + shlex.join(sys.argv[1:])
     return tags

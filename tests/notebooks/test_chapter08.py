@@ -11,17 +11,21 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "chapter08.ipynb"
 
 
 def _execute(project: Path) -> nbformat.NotebookNode:
-    """Every cell of the notebook, run in ``project``; fails naming each error."""
+    """Every cell of the notebook, its kernel started in ``project/notebooks`` as Jupyter
+    does; fails naming each error."""
     from nbclient import NotebookClient  # noqa: PLC0415
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
+    folder = project / "notebooks"
+    folder.mkdir(exist_ok=True)
     NotebookClient(
         notebook,
         timeout=300,
         kernel_name="python3",
         allow_errors=True,
-        resources={"metadata": {"path": str(project)}},
+        resources={"metadata": {"path": str(folder)}},
     ).execute()
+    assert not (folder / "mlflow.db").exists()  # the project's store, not a new one
     # kedro.ipython shows tracebacks with rich, as display data rather than errors.
     errors = [
         f"cell {index}: {output.get('ename', '')} {output.get('evalue', '')}"
@@ -50,13 +54,19 @@ def test_the_notebook_is_committed_without_outputs():
 
 
 @pytest.mark.slow
-def test_every_cell_runs_on_a_project_with_tiny_runs(kedro_project):
-    _run(kedro_project, "mnist", {"mnist.training.epochs": 1})
-    _run(kedro_project, "catdog", {**TINY_CATDOG, "catdog.training.epochs": 1})
+@pytest.mark.parametrize("env", [None, "quick"])
+def test_every_cell_shows_real_runs_from_where_jupyter_starts(kedro_project, monkeypatch, env):
+    _run(kedro_project, "mnist", {"mnist.training.epochs": 1}, env=env)
+    _run(kedro_project, "catdog", {**TINY_CATDOG, "catdog.training.epochs": 1}, env=env)
+    if env:
+        monkeypatch.setenv("KEDRO_ENV", env)
     notebook = _execute(kedro_project)
     text = _text(notebook)
     assert "104,202 parameters" in text
     assert "| `mnist` |" in text and "| `catdog` |" in text
+    assert "No finished training run" not in text and "No registered" not in text
+    registry = "convnets-quick" if env else "convnets"
+    assert f"models:/{registry}-catdog@champion" in text
     pictures = sum(
         "image/png" in output.get("data", {})
         for cell in notebook.cells

@@ -15,6 +15,10 @@ from convnets.parameters import Report
 logger = logging.getLogger(__name__)
 
 RUN_NAME = "tags.mlflow.runName"
+# The pipeline a run ran (hooks.command_tags); older runs have only their name, which
+# a resumed run changes ("catdog (resumed after epoch 5)").
+PIPELINE_TAG = "tags.pipeline"
+PIPELINE = "pipeline"
 HEADLINE = "best_checkpoint_test_accuracy"
 
 
@@ -39,17 +43,21 @@ def latest_runs(runs: pd.DataFrame, report: Report) -> tuple[pd.DataFrame, pd.Da
     """
     if runs.empty or RUN_NAME not in runs:
         return pd.DataFrame(), pd.DataFrame()
-    training = runs[runs[RUN_NAME].isin(report.training_pipelines)].sort_values(
+    pipelines = runs[RUN_NAME]
+    if PIPELINE_TAG in runs:
+        pipelines = runs[PIPELINE_TAG].where(runs[PIPELINE_TAG].notna(), pipelines)
+    runs = runs.assign(**{PIPELINE: pipelines})
+    training = runs[runs[PIPELINE].isin(report.training_pipelines)].sort_values(
         "start_time", ascending=False
     )
     scored = training.get(f"metrics.{HEADLINE}", pd.Series(index=training.index)).notna()
-    finished = training[(training.status == "FINISHED") & scored].drop_duplicates(RUN_NAME)
+    finished = training[(training.status == "FINISHED") & scored].drop_duplicates(PIPELINE)
     order = {name: index for index, name in enumerate(report.training_pipelines)}
-    finished = finished.sort_values(RUN_NAME, key=lambda names: names.map(order))
+    finished = finished.sort_values(PIPELINE, key=lambda names: names.map(order))
     unfinished = training[training.status != "FINISHED"]
     rows = []
     for _, run in finished.iterrows():
-        name = run[RUN_NAME]
+        name = run[PIPELINE]
         peak = _value(run, "metrics.peak_rss_mb")
         rows.append(
             {
@@ -112,7 +120,7 @@ def write_comparison(runs: pd.DataFrame, report: Report) -> tuple[str, Figure]:
             "| --- | --- | --- | --- |",
         ]
         lines += [
-            f"| `{run[RUN_NAME]}` | {run.status} | {run.start_time:%Y-%m-%d %H:%M} | "
+            f"| `{run[PIPELINE]}` | {run.status} | {run.start_time:%Y-%m-%d %H:%M} | "
             f"`{run.run_id}` |"
             for _, run in unfinished.iterrows()
         ]

@@ -1,0 +1,56 @@
+"""``python -m convnets.serve <model URI> [mlflow models serve options]``.
+
+``mlflow models serve`` on a model name that is not registered ends in a long Python
+traceback. This checks the URI first and, when it resolves, hands over to
+``mlflow models serve --env-manager local`` (the one serving path, unchanged); when it
+does not, it prints one line with the registered names and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from convnets import quiet
+
+USAGE = "usage: python -m convnets.serve <model URI> [mlflow models serve options]"
+
+
+def check_model_uri(model_uri: str) -> str | None:
+    """``None`` when MLflow can resolve ``model_uri``, else the message to print."""
+    import mlflow  # noqa: PLC0415
+
+    from convnets.datasets.keras_model_source import registered_model_names  # noqa: PLC0415
+
+    try:
+        mlflow.models.get_model_info(model_uri)
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure to resolve is the user's to fix
+        names = registered_model_names()
+        return (
+            f"Cannot serve {model_uri!r} (tracking URI {mlflow.get_tracking_uri()}): "
+            f"{str(exc).splitlines()[0]}. Registered models: "
+            + (", ".join(names) if names else "none yet")
+            + ". Quick runs register convnets-quick-<pipeline>; full runs convnets-<pipeline>."
+        )
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0].startswith("-"):
+        print(USAGE, file=sys.stderr)
+        return 2
+    quiet.install()
+    model_uri, options = argv[0], argv[1:]
+    problem = check_model_uri(model_uri)
+    if problem:
+        print(f"Error: {problem}", file=sys.stderr)
+        return 2
+    mlflow_cli = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
+    command = [mlflow_cli, "models", "serve", "-m", model_uri, "--env-manager", "local", *options]
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

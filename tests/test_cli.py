@@ -1,0 +1,230 @@
+"""``kedro run`` as a user runs it, in real processes: signals, modes, errors, a quiet terminal."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from tests.conftest import reset_mlflow
+
+pytestmark = pytest.mark.slow
+
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+NOISE = re.compile(r"Warning|cuInit|oneDNN|cpu_feature_guard|absl")
+TINY_SPLIT = {
+    "subsets": {
+        "train": {"start": 0, "size": 10},
+        "validation": {"start": 10, "size": 4},
+        "test": {"start": 14, "size": 4},
+    }
+}
+TINY_INPUT = {"image_size": [80, 80], "batch_size": 8, "shuffle_seed": 0}
+
+
+def tiny_conf(project: Path) -> None:
+    """Tiny data for every environment, as conf files (lists cannot go on a command line).
+
+    conf/local is read by a plain ``kedro run``; ``--env=quick`` reads conf/quick instead.
+    """
+    tiny = {"cats_vs_dogs": TINY_SPLIT, "catdog": {"input": TINY_INPUT}}
+    (project / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(tiny))
+    quick = project / "conf" / "quick" / "parameters.yml"
+    values = yaml.safe_load(quick.read_text())
+    values["cats_vs_dogs"] = TINY_SPLIT
+    values["catdog"] = {**values["catdog"], "input": TINY_INPUT}
+    quick.write_text(yaml.safe_dump(values))
+
+
+def environment() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    # A user's terminal: nothing set that the project sets itself.
+    for key in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS", "KEDRO_ENV"):
+        env.pop(key, None)
+    env["KEDRO_DISABLE_TELEMETRY"] = "1"
+    return env
+
+
+def kedro(project: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [KEDRO, *args],
+        cwd=project,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start(project: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [KEDRO, *args],
+        cwd=project,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(process: subprocess.Popen, pattern: str, timeout: float = 240) -> str:
+    """Read the process's output until a line matches ``pattern``; returns what was read."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    for line in process.stdout:
+        seen.append(line)
+        if re.search(pattern, line):
+            return "".join(seen)
+        assert time.monotonic() < deadline, "".join(seen)[-3000:]
+    raise AssertionError(f"ended before {pattern!r}:\n" + "".join(seen)[-3000:])
+
+
+def runs(project: Path, experiment: str = "convnets") -> list[mlflow.entities.Run]:
+    reset_mlflow()
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=[experiment], output_format="list")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_run_killed_and_the_same_command_resumes(kedro_project, signum):
+    command = ("run", "--pipelines=mnist", "--params=mnist.training.epochs=40")
+    process = start(kedro_project, *command)
+    wait_for(process, r"Epoch 3/40: ")  # epoch 3 has begun: epochs 1-2 are saved
+    process.send_signal(signum)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum]
+    assert "Traceback" not in output and "Aborted!" not in output
+    assert "run the same command again to resume: kedro run --pipelines=mnist" in output
+    (stopped,) = runs(kedro_project)
+    assert stopped.info.status == "KILLED"
+    assert stopped.data.tags["killed_reason"] == f"stopped by {signal.Signals(signum).name}"
+    state = kedro_project / "data" / "06_models" / "mnist" / "training_state"
+    done = len((state / "history.csv").read_text().splitlines()) - 1
+    assert done >= 2
+
+    again = kedro(kedro_project, *command)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "Resuming training" in again.stdout and f"after epoch {done} of 40" in again.stdout
+    finished = next(run for run in runs(kedro_project) if run.info.status == "FINISHED")
+    assert finished.info.run_name == f"mnist (resumed after epoch {done})"
+    assert finished.data.tags["resumed_from_run_id"] == stopped.info.run_id
+    # The report lists the stopped run apart, as not finished.
+    assert kedro(kedro_project, "run", "--pipelines=report").returncode == 0
+    comparison = (kedro_project / "data" / "08_reporting" / "comparison.md").read_text()
+    assert "| `mnist` | KILLED |" in comparison and stopped.info.run_id in comparison
+
+
+def test_a_quick_run_never_touches_what_a_full_run_made(kedro_project):
+    tiny_conf(kedro_project)
+    full = ("run", "--pipelines=catdog", "--params=catdog.training.epochs=30")
+    process = start(kedro_project, *full)
+    wait_for(process, r"Epoch 3/30: ")  # epoch 3 has begun: epochs 1-2 are saved
+    process.kill()  # kill -9: no clean-up at all
+    process.wait(timeout=60)
+    data = kedro_project / "data"
+    state = data / "06_models" / "catdog" / "training_state"
+    done = len((state / "history.csv").read_text().splitlines()) - 1
+    assert done >= 2
+    split = data / "02_intermediate" / "cats_vs_dogs_small"
+    before = {path: path.stat().st_mtime_ns for path in split.rglob("*") if path.is_file()}
+
+    quick = kedro(kedro_project, "run", "--pipelines=catdog", "--env=quick")
+    assert quick.returncode == 0, quick.stdout[-3000:] + quick.stderr[-3000:]
+    assert "Set aside" not in quick.stdout and "Discarding" not in quick.stdout
+    assert (data / "quick" / "06_models" / "catdog" / "best_checkpoint.keras").is_dir()
+    assert (data / "quick" / "02_intermediate" / "cats_vs_dogs_small").is_dir()
+    assert {path: path.stat().st_mtime_ns for path in split.rglob("*") if path.is_file()} == before
+    assert not (data / "06_models" / "catdog" / "best_checkpoint.keras").exists()
+
+    resumed = kedro(kedro_project, *full)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"after epoch {done} of 30" in resumed.stdout
+
+
+def test_expected_mistakes_get_one_message_and_no_traceback(kedro_project):
+    cases = {
+        ("run", "--pipelines=mnist", "--params=mnist.training.epochs=0"): (
+            "Fix: --params=mnist.training.epochs=<value>"
+        ),
+        ("run", "--pipelines=mnsit"): "Did you mean one of these instead?",
+        ("run", "--pipelines=predict", "--params=model_uri=models:/nope@champion"): (
+            "Registered models: none yet"
+        ),
+    }
+    (kedro_project / "data" / "01_raw" / "predict").mkdir()
+    (kedro_project / "data" / "01_raw" / "predict" / "a.jpg").write_bytes(b"x")
+    for args, hint in cases.items():
+        result = kedro(kedro_project, *args)
+        output = result.stdout + result.stderr
+        assert result.returncode == 2, output[-3000:]
+        assert hint in output, output[-3000:]
+        assert "Traceback" not in output and "╭" not in output, output[-3000:]
+        assert "Error: " in result.stderr
+    verbose = kedro(kedro_project, "run", "--pipelines=mnsit", "--verbose")
+    assert verbose.returncode != 0 and "Traceback" in verbose.stdout + verbose.stderr
+
+
+WATCH_TENSORFLOW = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('TENSORFLOW', 'tensorflow' in sys.modules))\n"
+    "from kedro.framework.cli import main\n"
+    "sys.argv = ['kedro', *sys.argv[1:]]\n"
+    "main()\n"
+)
+
+
+def test_a_refused_second_run_and_the_help_do_not_import_tensorflow(kedro_project):
+    from convnets.project_lock import ProjectLock  # noqa: PLC0415
+
+    def watched(*args):
+        return subprocess.run(
+            [sys.executable, "-c", WATCH_TENSORFLOW, *args],
+            cwd=kedro_project,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    helped = watched("run", "--help")
+    assert "--verbose" in helped.stdout and "TENSORFLOW False" in helped.stdout
+    holder = ProjectLock(kedro_project / "data")
+    holder.acquire(["catdog"])  # another run, as far as the folder can tell
+    try:
+        refused = watched("run", "--pipelines=mnist")
+    finally:
+        holder.release()
+    assert refused.returncode == 2
+    assert "Another run" in refused.stderr and "pipelines catdog" in refused.stderr
+    assert "TENSORFLOW False" in refused.stdout
+    assert not list(kedro_project.glob("mlflow.db"))  # nothing written
+
+
+def test_a_quick_mnist_run_prints_no_third_party_noise(kedro_project):
+    result = kedro(kedro_project, "run", "--pipelines=mnist", "--env=quick")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    noisy = [line for line in (result.stdout + result.stderr).splitlines() if NOISE.search(line)]
+    assert noisy == []
+    (run,) = runs(kedro_project, "convnets-quick")
+    assert run.data.tags["kedro_command"] == "kedro run --pipelines=mnist --env=quick"
+    assert run.data.tags["runner"] == "SequentialRunner"
+    experiment = mlflow.get_experiment_by_name("convnets-quick")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_kedro_viz_build_draws_the_layers(kedro_project):
+    result = kedro(kedro_project, "viz", "build", timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "circular dependency" not in output
+    assert (kedro_project / "build" / "index.html").is_file()

@@ -101,13 +101,21 @@ def test_a_killed_training_run_resumes_where_it_stopped(tmp_path):
     assert TrainingState(state_dir).is_finished()
 
 
-def test_state_of_another_configuration_is_not_resumed(tmp_path):
+def test_state_of_another_configuration_is_set_aside_and_comes_back(tmp_path):
     state = TrainingState(tmp_path / "state")
     state.start_afresh("config-a")
     (state.backup).mkdir()
     (state.backup / "latest.weights.h5").write_bytes(b"x")
     assert state.is_resumable("config-a")
     assert not state.is_resumable("config-b")
+    aside = tmp_path / "state.set-aside-config-a"
+    assert (aside / "backup" / "latest.weights.h5").read_bytes() == b"x"  # kept, not deleted
+    state.start_afresh("config-b")  # config-b trains two epochs, then config-a runs again
+    (state.backup).mkdir()
+    (state.backup / "latest.weights.h5").write_bytes(b"b")
+    assert state.is_resumable("config-a")
+    assert (state.backup / "latest.weights.h5").read_bytes() == b"x"
+    assert (tmp_path / "state.set-aside-config-b" / "backup" / "latest.weights.h5").is_file()
 
 
 def test_history_keeps_the_last_row_of_an_epoch_written_twice(tmp_path):
@@ -329,7 +337,10 @@ def test_metrics_reach_mlflow_as_each_epoch_ends_and_a_resumed_run_backfills(tmp
             probe = _Probe(second.info.run_id)
             state = TrainingState(tmp_path / "state", run_id=second.info.run_id)
             *_, tags = _fit_with_probe(model, training, x, y, state=state, probe=probe)
-        assert tags == {"resumed_from_run_id": first.info.run_id}
+        assert tags == {
+            "resumed_from_run_id": first.info.run_id,
+            "mlflow.runName": f"{second.info.run_name} (resumed after epoch 2)",
+        }
         # Epochs 1-2 backfilled from the saved history before epoch 3 ends; each once.
         assert probe.seen == [("RUNNING", [1, 2, 3]), ("RUNNING", [1, 2, 3, 4])]
         client = mlflow.MlflowClient()

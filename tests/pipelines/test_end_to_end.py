@@ -269,6 +269,16 @@ def test_predict_classifies_a_folder_with_the_catalog_model_or_an_mlflow_uri(ked
     assert all(
         "predict_accuracy" in run.data.metrics for run in runs if run.info.run_name == "predict"
     )
+    trained = next(run for run in runs if run.info.run_name == "catdog_baseline")
+    predicted = [run for run in runs if run.info.run_name == "predict"]
+    # Each predict run names the model it used and the run that trained it.
+    assert all(run.data.tags["model_run_id"] == trained.info.run_id for run in predicted)
+    assert {run.data.tags["model_source"] for run in predicted} == {
+        str(kedro_project / "data" / "06_models" / "catdog_baseline" / "best_checkpoint.keras"),
+        f"models:/{best.model_id}",
+    }
+    assert all(run.data.tags["model_epochs"] == "1" for run in predicted)
+    assert all(run.data.tags["model_is_quick"] == "false" for run in predicted)
 
 
 def test_a_run_that_fails_after_training_is_completed_without_training_again(
@@ -311,7 +321,7 @@ def test_a_run_that_fails_after_training_is_completed_without_training_again(
 def test_the_report_compares_the_finished_runs_of_the_experiment(kedro_project):
     _run(kedro_project, "report", {})
     comparison = kedro_project / "data" / "08_reporting" / "comparison.md"
-    assert "run one first, for example `kedro run --pipelines=mnist`" in comparison.read_text()
+    assert "run one first, for example `kedro run --pipelines=mnist`," in comparison.read_text()
 
     _run(kedro_project, "mnist", {"mnist.training.epochs": 1})
     _run(kedro_project, "report", {})

@@ -54,6 +54,7 @@ def test_every_file_gets_a_row_and_unreadable_ones_an_error(brightness_model):
     assert by_file.loc["cat.2.jpg", "label"] == "cat"
     assert by_file.loc["mine.jpg", "true_label"] == ""
     assert by_file.loc["broken.jpg", "error"].startswith("UnidentifiedImageError")
+    assert " at 0x" not in by_file.loc["broken.jpg", "error"]  # no object address
     assert by_file.loc["cut.jpg", "error"] != ""
     assert np.isnan(by_file.loc["broken.jpg", "probability_dog"])
     assert metrics["predict_accuracy"]["value"] == 1.0
@@ -123,3 +124,22 @@ def test_predict_on_a_real_12000_pixel_square_png_stays_under_3_gb(tmp_path):
     error, peak_mb = done.stdout.strip().splitlines()[-2:]
     assert error.startswith("ImageTooLarge: 144,000,000 pixels declared")
     assert int(peak_mb) < 3000
+
+
+def test_the_model_used_is_named_and_a_quick_one_is_warned_about(caplog):
+    description = {
+        "model_source": "models:/convnets-quick-catdog@champion",
+        "model_registered_name": "convnets-quick-catdog",
+        "model_version": "3",
+        "model_run_id": "abc",
+        "model_epochs": "2",
+        "model_test_accuracy": "0.5050",
+        "model_is_quick": "true",
+    }
+    with caplog.at_level("INFO", logger="convnets"):
+        tags = nodes.describe_model(description)
+    assert tags == description  # the same facts tag the predict run
+    text = caplog.text
+    assert "models:/convnets-quick-catdog@champion (version 3)" in text
+    assert "MLflow run abc, 2 epochs, test accuracy 0.5050" in text
+    assert "comes from a quick run" in text

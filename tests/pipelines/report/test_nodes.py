@@ -53,8 +53,24 @@ def test_the_latest_finished_run_of_each_training_pipeline_is_compared():
 def test_no_runs_yet_says_which_run_to_do_first():
     for runs in (_runs(), _runs(_run("catdog", "RUNNING", "2026-12-01 07:00"))):
         markdown, figure = nodes.write_comparison(runs, REPORT)
-        assert "run one first, for example `kedro run --pipelines=mnist`" in markdown
+        assert "run one first, for example `kedro run --pipelines=mnist`," in markdown
         assert figure.axes
+
+
+def test_the_hint_names_the_environment_it_looked_in():
+    quick = REPORT.model_copy(update={"env_option": " --env=quick"})
+    markdown, _ = nodes.write_comparison(_runs(), quick)
+    assert "`kedro run --pipelines=mnist --env=quick`" in markdown
+    assert "`kedro run --pipelines=report --env=quick`" in markdown
+
+
+def test_a_resumed_run_counts_for_its_pipeline_and_a_model_at_chance_has_a_bar():
+    resumed = _run("catdog (resumed after epoch 5)", "FINISHED", "2026-12-01 07:00", 0.5)
+    resumed["tags.pipeline"] = "catdog"
+    latest, _ = nodes.latest_runs(_runs(resumed), REPORT)
+    assert list(latest.pipeline) == ["catdog"]
+    _, figure = nodes.write_comparison(_runs(resumed), REPORT)
+    assert figure.axes[0].get_xlim()[0] == 0.0
 
 
 def test_a_filtered_run_that_scored_no_model_is_not_a_training_run():

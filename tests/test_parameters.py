@@ -78,7 +78,7 @@ def test_an_invalid_section_raises_its_explanation_when_used():
             Training,
             "catdog.training",
             {"precision": "float8"},
-            "catdog.training.precision: Input should be 'float32'",
+            "catdog.training.precision: Input should be 'auto', 'float32'",
         ),
         (Training, "catdog.training", {"epoch": 3}, "catdog.training.epoch: Extra inputs"),
         (MnistTraining, "mnist.training", {"batch_size": -1}, "mnist.training.batch_size"),

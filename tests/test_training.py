@@ -337,10 +337,11 @@ def test_metrics_reach_mlflow_as_each_epoch_ends_and_a_resumed_run_backfills(tmp
             probe = _Probe(second.info.run_id)
             state = TrainingState(tmp_path / "state", run_id=second.info.run_id)
             *_, tags = _fit_with_probe(model, training, x, y, state=state, probe=probe)
-        assert tags == {
+        assert {key: tags[key] for key in ("resumed_from_run_id", "mlflow.runName")} == {
             "resumed_from_run_id": first.info.run_id,
             "mlflow.runName": f"{second.info.run_name} (resumed after epoch 2)",
         }
+        assert tags["precision"] in ("float32", "mixed_bfloat16")
         # Epochs 1-2 backfilled from the saved history before epoch 3 ends; each once.
         assert probe.seen == [("RUNNING", [1, 2, 3]), ("RUNNING", [1, 2, 3, 4])]
         client = mlflow.MlflowClient()

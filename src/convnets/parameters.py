@@ -154,7 +154,7 @@ class Architecture(
     model_config = ConfigDict(frozen=True)
 
 
-Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]
+Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 
 
 class Optimizer(Params):

@@ -24,6 +24,7 @@ from mlflow.entities import Metric
 from rich import get_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from convnets.hardware import resolve_precision
 from convnets.parameters import Loss, Optimizer, Training
 
 logger = logging.getLogger(__name__)
@@ -293,14 +294,22 @@ def build_loss(loss: str | Loss) -> str | keras.losses.Loss:
     return keras.losses.BinaryCrossentropy(label_smoothing=loss.label_smoothing)
 
 
+def precision_tags(precision: str) -> dict[str, str]:
+    """The policy a run computes in and why, logged and kept as MLflow tags."""
+    policy, reason = resolve_precision(precision)
+    logger.info("Precision %s (%s: %s)", policy, precision, reason)
+    return {"precision": policy, "precision_reason": f"{precision}: {reason}"}
+
+
 @contextlib.contextmanager
 def precision_policy(name: str) -> Iterator[None]:
     """Layers built inside compute in ``name`` (a Keras dtype policy); restored after.
 
-    The models' sigmoid/softmax output layers are float32 whatever the policy.
+    ``auto`` is resolved from the hardware (``hardware.resolve_precision``). The models'
+    sigmoid/softmax output layers are float32 whatever the policy.
     """
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
+    keras.config.set_dtype_policy(resolve_precision(name)[0])
     try:
         yield
     finally:
@@ -491,9 +500,13 @@ def training_fingerprint(
     left by a run on other data or batches is not resumed. Options at their usual
     values stay out, so adding an option keeps the states written since this format.
     """
+    # What was computed: "auto" as the policy it resolved to on this machine.
+    dumped = training.model_dump()
+    if "precision" in dumped:
+        dumped["precision"] = resolve_precision(dumped["precision"])[0]
     fingerprinted = {
         key: value
-        for key, value in training.model_dump().items()
+        for key, value in dumped.items()
         if key not in NOT_FINGERPRINTED
         and (key not in OPTION_DEFAULTS or value != OPTION_DEFAULTS[key])
     }
@@ -594,6 +607,7 @@ def fit_with_best_checkpoint(
         state.start_afresh(config)
     resumed_from = state.remember_mlflow_run()
     tags = _resume_tags(state, resumed_from, epochs_done=len(previous.get("loss", [])))
+    tags.update(precision_tags(training.precision))
     if previous and state.is_finished():
         return (*_finished_training(state, previous, resumed_from), tags)
     mode = monitor_mode(monitor)

@@ -228,3 +228,19 @@ def test_kedro_viz_build_draws_the_layers(kedro_project):
     assert result.returncode == 0, output[-3000:]
     assert "circular dependency" not in output
     assert (kedro_project / "build" / "index.html").is_file()
+
+
+def test_serving_an_unknown_model_says_so_in_one_line_with_the_registered_names(kedro_project):
+    result = subprocess.run(
+        [sys.executable, "-m", "convnets.serve", "models:/convnets-catdog@champion"],
+        cwd=kedro_project,
+        env={**environment(), "MLFLOW_TRACKING_URI": f"sqlite:///{kedro_project / 'mlflow.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert "Registered models: none yet" in line and "convnets-quick-<pipeline>" in line

@@ -224,9 +224,11 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         training_flops_per_image(model) * result["train_images_per_s"] / 1e9
     )
     if args.epoch:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), sum(os.times()[:2])
         model.fit(train, validation_data=validation, epochs=1, verbose=0)
         result["epoch_s"] = time.perf_counter() - started
+        result["epoch_cpu_s"] = sum(os.times()[:2]) - cpu  # user + system, this process
+    result["compute_dtype"] = model.layers[-2].compute_dtype
     result["matmul_peak_gflops_per_s"] = matmul_peak_gflops()
     from convnets.training import peak_rss_mb  # noqa: PLC0415
 
@@ -357,7 +359,9 @@ def _run_side(name: str, options: dict[str, Any], split_dir: Path, work: Path, a
     if done.returncode:
         raise RuntimeError(f"side {name} failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    logger.info("%s: %s", name, {k: round(v, 2) for k, v in result.items() if k != "side"})
+    logger.info(
+        "%s: %s", name, {k: round(v, 2) for k, v in result.items() if isinstance(v, int | float)}
+    )
     return result
 
 
@@ -365,6 +369,7 @@ METRICS = [
     ("input_images_per_s", "input pipeline, images/s", "higher"),
     ("train_images_per_s", "training, images/s", "higher"),
     ("epoch_s", "one epoch with validation, s", "lower"),
+    ("epoch_cpu_s", "one epoch with validation, process CPU s", "lower"),
     ("train_gflops_per_s", "training step, GFLOP/s", "higher"),
     ("matmul_peak_gflops_per_s", "matmul peak, GFLOP/s", "higher"),
     ("peak_rss_mb", "peak resident memory, MB", "lower"),
@@ -405,12 +410,40 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     summary = {
         name: {
             key: statistics.median(run[key] for run in results)
-            for key in results[0]
-            if key != "side"
+            for key, value in results[0].items()
+            if isinstance(value, int | float)
         }
         for name, results in runs.items()
     }
-    return {"variants": dict(sides), "runs": runs, "median": summary, "table": table(summary)}
+    # Same-round ratios: the only comparison that holds on a machine whose speed changes.
+    speedups = {
+        f"{key}_book_over_{name}": [
+            book[key] / side[key] for book, side in zip(runs["book"], results, strict=True)
+        ]
+        for name, results in runs.items()
+        if name != "book"
+        for key in ("epoch_s", "epoch_cpu_s")
+        if key in results[0]
+    }
+    return {
+        "variants": dict(sides),
+        "runs": runs,
+        "median": summary,
+        "speedups_per_round": speedups,
+        "table": table(summary),
+    }
+
+
+def resolve_precision(precision: str) -> tuple[str, str]:
+    from convnets.hardware import resolve_precision as resolve  # noqa: PLC0415
+
+    return resolve(precision, gpus=[])  # what the CPU sides compute in
+
+
+def cpu_flags() -> frozenset[str]:
+    from convnets.hardware import cpu_flags as flags  # noqa: PLC0415
+
+    return flags()
 
 
 def main() -> None:
@@ -463,6 +496,10 @@ def main() -> None:
             "processor": _cpu_name(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
+            "flags": sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma"))),
+            "precision_auto": dict(
+                zip(("policy", "reason"), resolve_precision("auto"), strict=True)
+            ),
         },
         "settings": {"repeats": args.repeats, "steps": args.steps, "warmup": args.warmup},
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),

@@ -110,6 +110,8 @@ def test_a_signal_stops_the_run_killed_and_the_same_command_resumes(kedro_projec
     state = kedro_project / "data" / "06_models" / "mnist" / "training_state"
     done = len((state / "history.csv").read_text().splitlines()) - 1
     assert done >= 2
+    if signum == signal.SIGTERM:
+        return  # what follows does not depend on the signal
 
     again = kedro(kedro_project, *command)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]

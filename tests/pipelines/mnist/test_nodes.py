@@ -56,7 +56,7 @@ def test_train_and_evaluate_both_models(arrays, tmp_path):
         "epoch_time_s",
         "learning_rate",
     }
-    assert tags == {}
+    assert "resumed_from_run_id" not in tags and tags["precision"] in ("float32", "mixed_bfloat16")
     metrics, confusion, per_class, figure = nodes.evaluate_final_model(
         model, nodes.scale_images(x_test), y_test, [str(i) for i in range(10)]
     )

@@ -90,7 +90,9 @@ def classify(model: Any, config: ServingConfig, pictures: list[bytes]) -> pd.Dat
         batch = np.stack([pixels for _, pixels in pending])
         if config.input_scale != 1:
             batch = batch.astype("float32") * config.input_scale
-        outputs = np.asarray(model.predict(batch, verbose=0))
+        # predict_on_batch, not predict: predict builds a data pipeline on every call,
+        # over ten times the model's own time for the one picture of a request.
+        outputs = np.asarray(model.predict_on_batch(batch))
         for (row, _), output in zip(pending, outputs, strict=True):
             if config.binary:
                 probability = float(output[0])

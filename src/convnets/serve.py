@@ -4,6 +4,7 @@
 traceback. This checks the URI first and, when it resolves, hands over to
 ``mlflow models serve --env-manager local`` (the one serving path, unchanged); when it
 does not, it prints one line with the registered names and exits with status 2.
+Without ``-w/--workers`` it starts one worker per core.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def main(argv: list[str]) -> int:
     if problem:
         print(f"Error: {problem}", file=sys.stderr)
         return 2
+    given = {option.split("=", 1)[0] for option in options}
+    if not given & {"-w", "--workers"}:
+        # One uvicorn worker per core: a request of one picture leaves cores idle
+        # (docs/benchmarks.md#serving).
+        options = [*options, "--workers", str(os.cpu_count() or 1)]
     mlflow_cli = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
     command = [mlflow_cli, "models", "serve", "-m", model_uri, "--env-manager", "local", *options]
     os.execv(command[0], command)

@@ -54,7 +54,8 @@ def cli() -> None:
 
 
 def _expected(error: BaseException) -> BaseException | None:
-    """The user-facing error in ``error``'s chain, if it is one a user is expected to make."""
+    """The user-facing error in ``error``'s chain of causes (``raise ... from``), if it is
+    one a user is expected to make; an error raised while handling one is not."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -62,7 +63,7 @@ def _expected(error: BaseException) -> BaseException | None:
             return error
         if isinstance(error, ValueError) and "Failed to find the pipeline named" in str(error):
             return error
-        error = error.__cause__ or error.__context__
+        error = error.__cause__
     return None
 
 
@@ -103,6 +104,8 @@ def _check_not_busy(project_path: Path) -> None:
 
 
 def _command_line() -> str:
+    if Path(sys.argv[0]).stem != "kedro":  # python -m convnets ...
+        return "python -m convnets " + shlex.join(sys.argv[1:])
     return "kedro " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "kedro run"
 
 
@@ -116,6 +119,8 @@ def _run(verbose: bool, **kwargs: Any) -> Any:
             signal.signal(signum, _raise_stopped)
         return kedro_run.callback(**kwargs)
     except KeyboardInterrupt as stop:
+        for ignored in EXIT_SIGNAL:  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(ignored, signal.SIG_IGN)
         signum = getattr(stop, "signum", signal.SIGINT)
         name = signal.Signals(signum).name
         run_id = _end_mlflow_run_killed(f"stopped by {name}")
@@ -130,6 +135,7 @@ def _run(verbose: bool, **kwargs: Any) -> Any:
     except Exception as error:
         cause = _expected(error)
         if cause is None or verbose:
+            _end_mlflow_run_killed_if_failed()  # MLflow's exit handler would say FINISHED
             raise
         logger.debug("Stopped by an expected error", exc_info=error)
         _end_mlflow_run_killed_if_failed()

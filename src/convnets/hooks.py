@@ -293,10 +293,13 @@ def command_tags(run_params: dict[str, Any]) -> dict[str, str]:
     tags = {
         "runner": runner.partition(" object at ")[0].lstrip("<").rsplit(".", 1)[-1],
         # What the report groups runs by: the name changes when a run resumes another.
-        "pipeline": ",".join(run_params.get("pipeline_names") or ["__default__"]),
+        "pipeline": ",".join(sorted(run_params.get("pipeline_names") or ["__default__"])),
     }
-    if Path(sys.argv[0]).name in ("kedro", "__main__.py") and "run" in sys.argv[1:]:
+    program = Path(sys.argv[0])
+    if program.stem == "kedro" and "run" in sys.argv[1:]:
         tags["kedro_command"] = "kedro " + shlex.join(sys.argv[1:])
+    elif program.name == "__main__.py" and program.parent.name == "convnets":
+        tags["kedro_command"] = "python -m convnets " + shlex.join(sys.argv[1:])
     return tags
 
 
@@ -356,9 +359,15 @@ def create_experiment_once(uri: str, experiment: dict[str, Any]) -> None:
     client = mlflow.MlflowClient(tracking_uri=uri)
     existing = client.get_experiment_by_name(name)
     if existing is not None:
-        if existing.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-        return
+        kind = existing.tags.get(EXPERIMENT_KIND_TAG)
+        if kind != EXPERIMENT_KIND and existing.lifecycle_stage == "active":
+            try:
+                client.set_experiment_tag(
+                    existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+                )
+            except mlflow.exceptions.MlflowException as exc:  # a store we may not edit
+                logger.warning("Could not tag experiment %s: %s", name, exc)
+        return  # a deleted one is restored by kedro-mlflow
     options = experiment.get("create_experiment_kwargs") or {}
     tags = {**(options.get("tags") or {}), EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
     try:

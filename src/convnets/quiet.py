@@ -25,8 +25,8 @@ from contextlib import contextmanager
 # error on a machine without a GPU.
 TENSORFLOW_STARTUP_NOISE = re.compile(
     r"All log messages before absl::InitializeLog\(\)|port\.cc:\d+\] oneDNN custom operations"
-    r"|cudart_stub\.cc|cpu_feature_guard\.cc|^To enable the following instructions:"
-    r"|cuda_platform\.cc:\d+\] failed call to cuInit|cuda_executor\.cc|cuda_diagnostics\.cc"
+    r"|cudart_stub\.cc|I\d{4} [\d:. ]+\d+ cpu_feature_guard\.cc|^To enable the following"
+    r" instructions:|cuda_platform\.cc:\d+\] failed call to cuInit"
 )
 
 # Deprecations raised inside dependencies, not by code a user of this project can change.
@@ -65,30 +65,39 @@ LOG_FILTERS = {
 
 @contextmanager
 def stderr_filtered(noise: re.Pattern[str] = TENSORFLOW_STARTUP_NOISE) -> Iterator[None]:
-    """Capture file descriptor 2 and replay every line that is not ``noise`` afterwards."""
+    """Capture file descriptor 2 and replay every line that is not ``noise`` afterwards.
+
+    Any problem setting the capture up means no filtering, never a failed import.
+    """
     try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr (some notebook or service hosts)
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        captured = tempfile.TemporaryFile()
+    except (OSError, ValueError):
         yield
         return
-    with tempfile.TemporaryFile() as captured:
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (some notebook or service hosts)
+        captured.close()
+        yield
+        return
+    try:
         os.dup2(captured.fileno(), 2)
+        yield
+    finally:
         try:
-            yield
+            if sys.stderr is not None:
+                sys.stderr.flush()
         finally:
-            sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
-            captured.seek(0)
-            kept = [
-                line
-                for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True)
-                if not noise.search(line)
-            ]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+        captured.seek(0)
+        text = captured.read().decode("utf-8", "replace")
+        captured.close()
+        kept = [line for line in text.splitlines(keepends=True) if not noise.search(line)]
+        if kept:
+            os.write(2, "".join(kept).encode("utf-8", "replace"))
 
 
 class _QuietTensorFlowLoader(importlib.abc.Loader):

@@ -10,7 +10,6 @@ Without ``-w/--workers`` it starts one worker per core.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
 from convnets import quiet
@@ -37,6 +36,16 @@ def check_model_uri(model_uri: str) -> str | None:
         )
 
 
+def _usable_cores(cap: int = 8) -> int:
+    """Cores this process may run on (a container's share, not the host's), at most ``cap``:
+    each worker holds its own TensorFlow and model in memory."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, cap))
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         print(USAGE, file=sys.stderr)
@@ -47,13 +56,17 @@ def main(argv: list[str]) -> int:
     if problem:
         print(f"Error: {problem}", file=sys.stderr)
         return 2
-    given = {option.split("=", 1)[0] for option in options}
-    if not given & {"-w", "--workers"}:
+    given = {
+        option.split("=", 1)[0][:2] if option.startswith("-w") else option.split("=")[0]
+        for option in options
+    }
+    if not given & {"-w", "--workers"} and "MLFLOW_MODELS_WORKERS" not in os.environ:
         # One uvicorn worker per core: a request of one picture leaves cores idle
         # (docs/benchmarks.md#serving).
-        options = [*options, "--workers", str(os.cpu_count() or 1)]
-    mlflow_cli = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
-    command = [mlflow_cli, "models", "serve", "-m", model_uri, "--env-manager", "local", *options]
+        options = [*options, "--workers", str(_usable_cores())]
+    # This interpreter's MLflow, not another environment's from PATH.
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri]
+    command += ["--env-manager", "local", *options]
     os.execv(command[0], command)
     return 0  # not reached
 

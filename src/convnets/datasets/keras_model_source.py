@@ -92,7 +92,8 @@ def describe_model_source(filepath: str, model_uri: str | None) -> dict[str, str
         if registered:
             facts["model_registered_name"], facts["model_version"] = registered
     else:
-        versions = sorted(p.name for p in Path(filepath).glob("*") if p.is_dir())
+        # The newest version that holds the model, as Kedro loads it.
+        versions = sorted(p.parent.name for p in Path(filepath).glob(f"*/{Path(filepath).name}"))
         facts["model_source"] = filepath
         if not versions:
             return facts

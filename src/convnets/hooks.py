@@ -197,7 +197,8 @@ class ProjectMlflowHook(MlflowHook):
             # How a task of an orchestrator, or a later --nodes run, joins this run.
             logger.info(
                 "MLflow run %s (to log into it from another process: MLFLOW_RUN_ID=%s); "
-                "in the UI (kedro mlflow ui): #/experiments/%s/runs/%s",
+                "in the UI (kedro mlflow ui): "
+                "#/experiments/%s/runs/%s?workflowType=machine_learning",
                 run.run_id,
                 run.run_id,
                 run.experiment_id,

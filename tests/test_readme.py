@@ -20,7 +20,8 @@ import yaml
 from tests.conftest import PROJECT_ROOT, jpeg_bytes
 from tests.test_cli import environment, tiny_conf
 
-pytestmark = pytest.mark.slow
+# It starts a model server (the README's serving block): CI's second step runs it.
+pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 BLOCK = re.compile(
     r"(?P<skip><!-- walkthrough: skip[^\n]*-->\n)?```(?P<lang>bash|python)\n(?P<code>.*?)```",

@@ -201,9 +201,7 @@ def test_two_projects_track_to_one_sqlite_file_at_once(tmp_path):
     for project in projects:
         mlflow_yml = project / "conf" / "base" / "mlflow.yml"
         mlflow_yml.write_text(
-            mlflow_yml.read_text().replace(
-                f"sqlite:///{project / 'mlflow.db'}", f"sqlite:///{shared}"
-            )
+            mlflow_yml.read_text().replace("sqlite:///mlflow.db", f"sqlite:///{shared}")
         )
     # Created beforehand: two processes creating a new sqlite store at once collide on
     # its schema ("table ... already exists"); a server creates its schema once.

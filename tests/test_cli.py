@@ -200,6 +200,8 @@ def test_a_refused_second_run_and_the_help_do_not_import_tensorflow(kedro_projec
 
     helped = watched("run", "--help")
     assert "--verbose" in helped.stdout and "TENSORFLOW False" in helped.stdout
+    listed = watched("registry", "list")
+    assert "- catdog_fast" in listed.stdout and "TENSORFLOW False" in listed.stdout
     holder = ProjectLock(kedro_project / "data")
     holder.acquire(["catdog"])  # another run, as far as the folder can tell
     try:

@@ -74,8 +74,10 @@ def _message(error: BaseException, top: BaseException) -> str:
     return text
 
 
-def _end_mlflow_run_killed(reason: str) -> str | None:
-    """End the active MLflow run (kedro-mlflow's) as KILLED, with ``reason`` as a tag."""
+def _end_mlflow_runs(status: str, killed_reason: str | None = None) -> str | None:
+    """End the MLflow run this process left open (kedro-mlflow's) with ``status``;
+    returns its id. kedro-mlflow ends its run itself after a node error, not after a
+    signal or an error in a hook."""
     if "mlflow" not in sys.modules:
         return None
     import mlflow  # noqa: PLC0415
@@ -86,13 +88,14 @@ def _end_mlflow_run_killed(reason: str) -> str | None:
     if run is None:
         return None
     try:
-        mlflow.set_tag(KILLED_REASON_TAG, reason)
+        if killed_reason:
+            mlflow.set_tag(KILLED_REASON_TAG, killed_reason)
         # kedro-mlflow re-opens its run in each node: the run can be on the stack twice,
         # and MLflow's exit handler would end what is left as FINISHED.
         while mlflow.active_run() is not None:
-            mlflow.end_run(status="KILLED")
+            mlflow.end_run(status=status)
     except Exception as exc:  # noqa: BLE001 - the next run marks it KILLED anyway
-        logger.warning("Could not mark MLflow run %s KILLED: %s", run.info.run_id, exc)
+        logger.warning("Could not mark MLflow run %s %s: %s", run.info.run_id, status, exc)
     return run.info.run_id
 
 
@@ -123,7 +126,7 @@ def _run(verbose: bool, **kwargs: Any) -> Any:
             signal.signal(ignored, signal.SIG_IGN)
         signum = getattr(stop, "signum", signal.SIGINT)
         name = signal.Signals(signum).name
-        run_id = _end_mlflow_run_killed(f"stopped by {name}")
+        run_id = _end_mlflow_runs("KILLED", killed_reason=f"stopped by {name}")
         where = f" (MLflow run {run_id} marked KILLED)" if run_id else ""
         click.secho(
             f"Stopped by {name}{where}. Trained epochs are kept: run the same command "
@@ -133,27 +136,17 @@ def _run(verbose: bool, **kwargs: Any) -> Any:
         )
         sys.exit(EXIT_SIGNAL[signum])
     except Exception as error:
+        _end_mlflow_runs("FAILED")  # MLflow's exit handler would say FINISHED
         cause = _expected(error)
         if cause is None or verbose:
-            _end_mlflow_run_killed_if_failed()  # MLflow's exit handler would say FINISHED
             raise
         logger.debug("Stopped by an expected error", exc_info=error)
-        _end_mlflow_run_killed_if_failed()
         click.secho(f"Error: {_message(cause, error)}", fg="red", err=True)
         click.secho("(the traceback: add --verbose)", fg="bright_black", err=True)
         sys.exit(EXIT_USER_ERROR)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def _end_mlflow_run_killed_if_failed() -> None:
-    """kedro-mlflow ends its run FAILED on a node error; nothing else is left open."""
-    if "mlflow" in sys.modules:
-        import mlflow  # noqa: PLC0415
-
-        while mlflow.active_run() is not None:
-            mlflow.end_run(status="FAILED")
 
 
 run = click.Command(

@@ -9,6 +9,7 @@ float16 (with Keras' loss scaling) on 7.x.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +20,7 @@ CPUINFO = Path("/proc/cpuinfo")
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # x86; Linux spells them so in cpuinfo
 
 
+@functools.cache  # the processor does not change while a process runs
 def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
     """The processor's feature flags as Linux lists them; empty where it does not."""
     try:
@@ -30,7 +32,8 @@ def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
     return frozenset()
 
 
-def gpu_compute_capabilities() -> list[tuple[int, int]]:
+@functools.cache
+def gpu_compute_capabilities() -> tuple[tuple[int, int], ...]:
     """Compute capability of each GPU TensorFlow sees (none on a CPU-only machine)."""
     import tensorflow as tf  # noqa: PLC0415
 
@@ -40,13 +43,13 @@ def gpu_compute_capabilities() -> list[tuple[int, int]]:
         capability = details.get("compute_capability")
         if capability:
             capabilities.append(tuple(capability))
-    return capabilities
+    return tuple(capabilities)
 
 
 def resolve_precision(
     precision: str,
     flags: Iterable[str] | None = None,
-    gpus: list[tuple[int, int]] | None = None,
+    gpus: Iterable[tuple[int, int]] | None = None,
 ) -> tuple[str, str]:
     """The Keras dtype policy for ``precision`` and why it was chosen.
 
@@ -56,7 +59,7 @@ def resolve_precision(
     """
     if precision != "auto":
         return precision, "set explicitly"
-    gpus = gpu_compute_capabilities() if gpus is None else gpus
+    gpus = gpu_compute_capabilities() if gpus is None else tuple(gpus)
     if gpus:
         lowest = min(gpus)
         if lowest >= (8, 0):

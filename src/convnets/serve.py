@@ -21,19 +21,13 @@ def check_model_uri(model_uri: str) -> str | None:
     """``None`` when MLflow can resolve ``model_uri``, else the message to print."""
     import mlflow  # noqa: PLC0415
 
-    from convnets.datasets.keras_model_source import registered_model_names  # noqa: PLC0415
+    from convnets.datasets.keras_model_source import unknown_model_message  # noqa: PLC0415
 
     try:
         mlflow.models.get_model_info(model_uri)
         return None
     except Exception as exc:  # noqa: BLE001 - any failure to resolve is the user's to fix
-        names = registered_model_names()
-        return (
-            f"Cannot serve {model_uri!r} (tracking URI {mlflow.get_tracking_uri()}): "
-            f"{str(exc).splitlines()[0]}. Registered models: "
-            + (", ".join(names) if names else "none yet")
-            + ". Quick runs register convnets-quick-<pipeline>; full runs convnets-<pipeline>."
-        )
+        return unknown_model_message("serve", model_uri, exc)
 
 
 def _usable_cores(cap: int = 8) -> int:
@@ -56,11 +50,10 @@ def main(argv: list[str]) -> int:
     if problem:
         print(f"Error: {problem}", file=sys.stderr)
         return 2
-    given = {
-        option.split("=", 1)[0][:2] if option.startswith("-w") else option.split("=")[0]
-        for option in options
-    }
-    if not given & {"-w", "--workers"} and "MLFLOW_MODELS_WORKERS" not in os.environ:
+    workers_given = any(
+        option.startswith("-w") or option.split("=", 1)[0] == "--workers" for option in options
+    )
+    if not workers_given and "MLFLOW_MODELS_WORKERS" not in os.environ:
         # One uvicorn worker per core: a request of one picture leaves cores idle
         # (docs/benchmarks.md#serving).
         options = [*options, "--workers", str(_usable_cores())]

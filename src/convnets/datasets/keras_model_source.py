@@ -154,6 +154,19 @@ def registered_model_names() -> list[str]:
         return []
 
 
+def unknown_model_message(action: str, model_uri: str, error: Exception) -> str:
+    """One line for a model URI MLflow cannot resolve: why, and the registered names."""
+    import mlflow  # noqa: PLC0415
+
+    names = registered_model_names()
+    return (
+        f"Cannot {action} {model_uri!r} (tracking URI {mlflow.get_tracking_uri()}): "
+        f"{str(error).splitlines()[0]}. Registered models: "
+        + (", ".join(names) if names else "none yet")
+        + ". Quick runs register convnets-quick-<pipeline>; full runs convnets-<pipeline>."
+    )
+
+
 def _load_mlflow_keras_model(model_uri: str) -> Any:
     import mlflow  # noqa: PLC0415 - only when a URI is given
 
@@ -163,10 +176,4 @@ def _load_mlflow_keras_model(model_uri: str) -> Any:
             return mlflow.keras.load_model(model_uri)
         return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().keras_model
     except Exception as exc:
-        names = registered_model_names()
-        raise ModelNotFound(
-            f"Cannot load the MLflow model {model_uri!r} (tracking URI "
-            f"{mlflow.get_tracking_uri()}): {str(exc).splitlines()[0]}. Registered models: "
-            + (", ".join(names) if names else "none yet")
-            + ". Quick runs register convnets-quick-<pipeline>; full runs convnets-<pipeline>."
-        ) from exc
+        raise ModelNotFound(unknown_model_message("load the MLflow model", model_uri, exc)) from exc

@@ -102,26 +102,19 @@ def test_a_killed_training_run_resumes_where_it_stopped(tmp_path):
 
 
 def test_state_of_another_configuration_is_set_aside_and_comes_back(tmp_path):
+    config_a, config_b = "a" * 64, "b" * 64
     state = TrainingState(tmp_path / "state")
-    state.start_afresh("config-a")
-    (state.backup).mkdir()
-    (state.backup / "latest.weights.h5").write_bytes(b"x")
-    assert state.is_resumable("config-a")
-    assert not state.is_resumable("config-b")
-    aside = tmp_path / "state.set-aside-config-a"
-    assert (aside / "backup" / "latest.weights.h5").read_bytes() == b"x"  # kept, not deleted
-    state.start_afresh("config-b")  # config-b trains two epochs, then config-a runs again
-    (state.backup).mkdir()
-    (state.backup / "latest.weights.h5").write_bytes(b"b")
-    assert state.is_resumable("config-a")
-    assert (state.backup / "latest.weights.h5").read_bytes() == b"x"
-    assert (tmp_path / "state.set-aside-config-b" / "backup" / "latest.weights.h5").is_file()
-
-
-def test_history_keeps_the_last_row_of_an_epoch_written_twice(tmp_path):
-    state = TrainingState(tmp_path)
-    state.history.write_text("epoch,loss,val_loss\n0,0.9,1.0\n1,0.8,0.9\n1,0.7,0.95\n")
-    assert state.read_history() == {"loss": [0.9, 0.7], "val_loss": [1.0, 0.95]}
+    state.start_afresh(config_a)
+    (state.folder / "state.json").write_text("a")
+    assert state.is_resumable(config_a)
+    assert not state.is_resumable(config_b)
+    aside = tmp_path / f"state.set-aside-{config_a[:12]}"
+    assert (aside / "state.json").read_text() == "a"  # kept, not deleted
+    state.start_afresh(config_b)  # config-b trains two epochs, then config-a runs again
+    (state.folder / "state.json").write_text("b")
+    assert state.is_resumable(config_a)
+    assert (state.folder / "state.json").read_text() == "a"
+    assert (tmp_path / f"state.set-aside-{config_b[:12]}" / "state.json").is_file()
 
 
 def test_the_run_a_state_was_started_by_is_named_on_resume(tmp_path):

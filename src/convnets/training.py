@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import hashlib
 import json
@@ -26,6 +25,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from convnets.hardware import resolve_precision
 from convnets.parameters import Loss, Optimizer, Training
+from convnets.resume_state import (
+    SPACE_MARGIN_BYTES,
+    NoSpaceLeft,
+    ResumePoint,
+    TrainingState,
+    restore_weights,
+    save_model_atomically,
+    save_weights_atomically,
+    variables_bytes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +45,15 @@ HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """Logs one line per epoch through ``logging`` and adds the epoch's wall time to its logs.
+    """Adds the epoch's wall time and learning rate to its logs, and NaN where an epoch
+    has no validation (``validation_freq`` above 1), for the history to keep.
 
-    Listed before ``CSVLogger``, so the time is kept in the history, resumed runs too.
+    Listed before ``EpochCommit``, which logs the epoch's line once it is saved.
     """
 
-    def __init__(self, epochs: int, every_epoch: tuple[str, ...] = ()) -> None:
+    def __init__(self, every_epoch: tuple[str, ...] = ()) -> None:
         super().__init__()
-        self._epochs = epochs
-        self._every_epoch = every_epoch  # NaN where an epoch has none (validation_freq > 1)
+        self._every_epoch = every_epoch
         self._started = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -54,11 +63,8 @@ class EpochLogger(keras.callbacks.Callback):
         self._rate = float(keras.ops.convert_to_numpy(rate))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        elapsed = time.perf_counter() - self._started
-        metrics = " ".join(f"{key}={value:.4f}" for key, value in (logs or {}).items())
-        logger.info("Epoch %d/%d %s (%.1f s)", epoch + 1, self._epochs, metrics, elapsed)
         if logs is not None:
-            logs[EPOCH_TIME] = elapsed
+            logs[EPOCH_TIME] = time.perf_counter() - self._started
             logs["learning_rate"] = self._rate
             for key in self._every_epoch:
                 logs.setdefault(key, float("nan"))
@@ -145,7 +151,11 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
 
     ``mlflow.keras.MlflowCallback`` numbers epochs from 0 and knows nothing of a resumed
     training; this one numbers them from 1, as the book's plots do, and first logs the
-    epochs a resumed run trained before (``previous``), so each epoch appears once.
+    epochs of ``previous`` (a resumed training's history) that the run does not hold
+    yet, so each epoch appears once. Listed after ``EpochCommit``: an epoch is logged
+    once it is saved, so a resumed run never logs a step twice. Epochs that could not
+    be sent (the tracking server or database unreachable) are kept and sent with the
+    next epoch; training goes on meanwhile.
     """
 
     def __init__(self, run_id: str, previous: dict[str, list[float]]) -> None:
@@ -153,12 +163,16 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
         self._run_id = run_id
         self._previous = previous
         self._client = mlflow.MlflowClient()
+        self._pending: list[tuple[int, dict[str, float]]] = []
+        self._failing = False
 
-    def _log(self, rows: list[tuple[int, dict[str, float]]]) -> None:
+    def _flush(self) -> None:
+        if not self._pending:
+            return
         now = int(time.time() * 1000)
         metrics = [
             Metric(key, float(value), now, step)
-            for step, values in rows
+            for step, values in self._pending
             for key, value in values.items()
             # NaN: no validation that epoch; a NaN loss (divergence) is logged as such.
             if key in HISTORY_KEYS and not (key.startswith("val_") and math.isnan(float(value)))
@@ -167,19 +181,47 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
             for start in range(0, len(metrics), 1000):  # MLflow's batch limit
                 self._client.log_batch(self._run_id, metrics=metrics[start : start + 1000])
         except Exception as error:  # noqa: BLE001 - watching the run must not stop training
-            logger.warning("Could not log epoch metrics to MLflow (training goes on): %s", error)
+            if not self._failing:
+                logger.warning(
+                    "Could not log epoch metrics to MLflow (training goes on; they are sent "
+                    "when MLflow answers again): %s",
+                    error,
+                )
+            self._failing = True
+            return
+        if self._failing:
+            logger.info("MLflow answers again: sent the metrics of %d epoch(s)", len(self._pending))
+        self._failing = False
+        self._pending = []
+
+    def _logged_steps(self) -> set[int]:
+        try:
+            return {metric.step for metric in self._client.get_metric_history(self._run_id, "loss")}
+        except Exception:  # noqa: BLE001 - unknown: the backfill is retried with the next epoch
+            return set()
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         epochs = len(self._previous.get("loss", []))
-        self._log(
-            [
-                (epoch + 1, {key: values[epoch] for key, values in self._previous.items()})
-                for epoch in range(epochs)
-            ]
-        )
+        logged = self._logged_steps() if epochs else set()
+        self._pending += [
+            (epoch + 1, {key: values[epoch] for key, values in self._previous.items()})
+            for epoch in range(epochs)
+            if epoch + 1 not in logged
+        ]
+        self._flush()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self._log([(epoch + 1, dict(logs or {}))])
+        self._pending.append((epoch + 1, dict(logs or {})))
+        self._flush()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._flush()
+        if self._pending:
+            logger.warning(
+                "The metrics of %d epoch(s) could not be sent to MLflow; they are kept in "
+                "the resume state and sent when the same command runs again",
+                len(self._pending),
+            )
 
 
 def peak_rss_mb() -> float | None:
@@ -204,15 +246,115 @@ def monitor_mode(monitor: str) -> str:
 
 
 class ValidatedCheckpoint(keras.callbacks.ModelCheckpoint):
-    """``ModelCheckpoint`` that ignores epochs without the monitored value.
+    """``ModelCheckpoint`` that ignores epochs without the monitored value, and saves
+    through a temporary file (Keras writes in place: a crash mid-save would leave a
+    damaged checkpoint).
 
     Keras' own saves the model of such an epoch (``validation_freq`` above 1) as the
-    "best" one, although it was never validated.
+    "best" one, although it was never validated. ``saved`` is the file written at the
+    last epoch's end, or None.
     """
 
+    saved: Path | None = None
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.saved = None
         if _monitored(logs, self.monitor):
             super().on_epoch_end(epoch, logs)
+
+    def _save_model(self, epoch: int, batch: int | None, logs: dict | None) -> None:
+        filepath = Path(self._get_file_path(epoch, batch, logs or {}))
+        if self._should_save_model(epoch, batch, logs, str(filepath)):
+            save_model_atomically(self.model, filepath)
+            self.saved = filepath
+
+
+class DiskSpaceGuard(keras.callbacks.Callback):
+    """Stops the run before an epoch's files are saved on a disk that cannot hold them.
+
+    Listed first. A full disk in the middle of an HDF5 write has crashed the process
+    (a segmentation fault in h5py); the saves go through temporary files, so the
+    last good state survives even that, but a clear message is better.
+    """
+
+    def __init__(self, state: TrainingState) -> None:
+        super().__init__()
+        self._state = state
+
+    def _needed(self) -> int:
+        files = sorted(self._state.folder.glob("epoch-*.weights.h5"))[-1:]
+        files += sorted(self._state.folder.glob("best-epoch-*.keras"))[-1:]
+        if len(files) == 2:
+            return sum(path.stat().st_size for path in files) + SPACE_MARGIN_BYTES
+        return 2 * variables_bytes(self.model) + SPACE_MARGIN_BYTES  # the weights, the best
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        needed = self._needed()
+        free = shutil.disk_usage(self._state.folder).free
+        if free < needed:
+            raise NoSpaceLeft(
+                f"No space left on device for the resume state in {self._state.folder}: "
+                f"saving epoch {epoch + 1} needs about {needed / 2**20:.0f} MB and "
+                f"{free / 2**20:.0f} MB are free. Free {(needed - free) / 2**20:.0f} MB or "
+                f"more and run the same command again; training resumes after epoch {epoch}."
+            )
+
+
+class EpochCommit(keras.callbacks.Callback):
+    """Saves each finished epoch to the resume state and records it (``TrainingState.commit``).
+
+    Listed after the checkpoint, early stopping and ``EpochLogger``; logs the epoch's
+    line once it is saved, so an epoch logged as done is never trained again.
+    """
+
+    def __init__(
+        self,
+        state: TrainingState,
+        epochs: int,
+        checkpoint: ValidatedCheckpoint,
+        resume: ResumePoint | None,
+    ) -> None:
+        super().__init__()
+        self._state = state
+        self._epochs = epochs
+        self._checkpoint = checkpoint
+        self.history = {
+            key: list(values) for key, values in (resume.history if resume else {}).items()
+        }
+        self.best = resume.best if resume else None
+        self._best_epoch = resume.best_epoch if resume else None
+        self._best_value = resume.best_value if resume else None
+        self.weights = resume.weights if resume else None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = dict(logs or {})
+        done = len(self.history.get("loss", []))
+        for key in set(self.history) | set(logs):
+            values = self.history.setdefault(key, [float("nan")] * done)
+            values.append(float(logs.get(key, float("nan"))))
+        if self._checkpoint.saved is not None:
+            self.best, self._best_epoch = self._checkpoint.saved, epoch + 1
+            self._best_value = float(logs[self._checkpoint.monitor])
+        self.weights = self._state.folder / f"epoch-{epoch + 1:04d}.weights.h5"
+        save_weights_atomically(self.model, self.weights)
+        self.commit()
+        shown = {  # the epoch's own metrics, as Keras reported them
+            key: value
+            for key, value in logs.items()
+            if key not in (EPOCH_TIME, "learning_rate") and not math.isnan(float(value))
+        }
+        logger.info(
+            "Epoch %d/%d %s (%.1f s)",
+            epoch + 1,
+            self._epochs,
+            " ".join(f"{key}={value:.4f}" for key, value in shown.items()),
+            logs.get(EPOCH_TIME, float("nan")),
+        )
+
+    def commit(self, final: Path | None = None) -> None:
+        self._state.commit(
+            self.history, self.weights, self.best, self._best_epoch, self._best_value, final
+        )
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -370,111 +512,6 @@ def compile_model(
     return model
 
 
-class TrainingState:
-    """Files that let a killed training run continue where it stopped.
-
-    ``backup/``: Keras' ``BackupAndRestore`` (weights, optimizer state, epoch);
-    ``best.keras``: the best checkpoint so far; ``history.csv``: one row per finished
-    epoch (``CSVLogger``); ``run.json``: the MLflow run that started the training;
-    ``config.sha256``: the model and training parameters it belongs to (a state left
-    by another configuration is set aside, not resumed); ``final.keras``: the model
-    after the last epoch, written when training finishes. The folder stays until the
-    run has persisted everything made from it (``release``, called by
-    ``hooks.TrainingStateHook``), so a run killed after training reuses the trained
-    models. ``run_id`` is the MLflow run of the current process, if any.
-    """
-
-    def __init__(self, folder: Path, run_id: str | None = None) -> None:
-        self.folder = folder
-        self.run_id = run_id
-        self.backup = folder / "backup"
-        self.best = folder / "best.keras"
-        self.history = folder / "history.csv"
-        self.run = folder / "run.json"
-        self.config = folder / "config.sha256"
-        self.final = folder / "final.keras"
-
-    def is_finished(self) -> bool:
-        """True when training ran to its end and both models are saved here."""
-        return self.final.is_file() and self.best.is_file()
-
-    def release(self) -> None:
-        """Delete the state: everything made from it is persisted elsewhere."""
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-    def _has_progress(self) -> bool:
-        has_backup = self.backup.is_dir() and any(self.backup.iterdir())
-        return has_backup or self.is_finished()
-
-    def _recorded_config(self) -> str:
-        try:
-            return self.config.read_text().strip()
-        except (OSError, UnicodeDecodeError):
-            return ""
-
-    def set_aside_folder(self, config: str) -> Path:
-        """Where a state of configuration ``config`` waits while another one trains."""
-        return self.folder.with_name(f"{self.folder.name}.set-aside-{(config or 'unknown')[:12]}")
-
-    def is_resumable(self, config: str) -> bool:
-        """True when an earlier run of the same configuration left a backup or finished.
-
-        A state of another configuration is never deleted: it is set aside (renamed to
-        ``training_state.set-aside-<its configuration>``) and comes back when a run of
-        that configuration starts again.
-        """
-        if self._has_progress():
-            recorded = self._recorded_config()
-            if recorded == config:
-                return True
-            target = self.set_aside_folder(recorded)
-            if target.exists():
-                target = target.with_name(f"{target.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-            self.folder.rename(target)
-            logger.warning(
-                "Set aside %s: it was left by another configuration (its epochs are kept in "
-                "%s and resume when that configuration runs again; delete the folder to free "
-                "its space)",
-                self.folder,
-                target,
-            )
-        aside = self.set_aside_folder(config)
-        if aside.is_dir():
-            if self.folder.exists():
-                shutil.rmtree(self.folder)  # a state of this project with no epoch in it
-            aside.rename(self.folder)
-            logger.info("Took back %s, set aside earlier by a run of another configuration", aside)
-            return self._has_progress() and self._recorded_config() == config
-        return False
-
-    def start_afresh(self, config: str) -> None:
-        """Remove what an earlier run left and record this run's configuration."""
-        shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder.mkdir(parents=True)
-        self.config.write_text(config)
-
-    def read_history(self) -> dict[str, list[float]]:
-        """Per-epoch values of every finished epoch, the last row of each epoch kept."""
-        if not self.history.is_file() or self.history.stat().st_size == 0:
-            return {}
-        with self.history.open() as handle:
-            rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
-        ordered = [rows[epoch] for epoch in sorted(rows)]
-        # CSVLogger adds val_* columns of "NA" to a run without validation data.
-        keys = [
-            key for key in ordered[0] if key != "epoch" and any(row[key] != "NA" for row in ordered)
-        ]
-        return {key: [float(row[key]) for row in ordered] for key in keys}
-
-    def remember_mlflow_run(self) -> str | None:
-        """Record this run's MLflow run on a fresh start; return the recorded one on resume."""
-        if self.run.is_file():
-            return json.loads(self.run.read_text()).get("run_id")
-        if self.run_id is not None:
-            self.run.write_text(json.dumps({"run_id": self.run_id}))
-        return None
-
-
 def _architecture(layer: keras.layers.Layer) -> list[Any]:
     """Layer classes and configurations in order, without the names Keras generates.
 
@@ -531,17 +568,21 @@ def _describe_data(x: Any, batch_size: int | None, validation_split: float) -> d
 
 
 def _finished_training(
-    state: TrainingState, history: dict[str, list[float]], resumed_from: str | None
+    state: TrainingState, resume: ResumePoint, resumed_from: str | None
 ) -> tuple[keras.Model, keras.Model, dict[str, list[float]]]:
     """The models and history of a training that finished in an earlier, interrupted run."""
     logger.info(
         "Training finished earlier (%d epochs, %s): reusing its models to complete the run",
-        len(history["loss"]),
+        resume.epochs_done,
         state.folder,
     )
-    if state.run_id is not None and resumed_from != state.run_id:
-        MlflowEpochMetrics(state.run_id, history).on_train_begin()  # the epochs, once
-    return keras.models.load_model(state.final), keras.models.load_model(state.best), history
+    if state.run_id is not None:
+        MlflowEpochMetrics(state.run_id, resume.history).on_train_begin()  # the epochs, once
+    return (
+        keras.models.load_model(resume.final),
+        keras.models.load_model(resume.best),
+        resume.history,
+    )
 
 
 def _resume_tags(state: TrainingState, resumed_from: str | None, epochs_done: int) -> dict:
@@ -571,9 +612,9 @@ def fit_with_best_checkpoint(
     """Fit ``model`` and keep the best epoch as ``ModelCheckpoint`` saw it (listing 8.17).
 
     With ``state``, the run can be killed and continued by running it again:
-    ``BackupAndRestore`` restores weights, optimizer and epoch, the best checkpoint so
-    far is kept (its threshold restored from the saved history) and the history is
-    read back from ``history.csv``. A state whose training finished gives back its
+    each epoch is committed to the resume state (``convnets.resume_state``): weights,
+    optimizer state, the best checkpoint so far and the history, each verified before
+    a later run continues from it. A state whose training finished gives back its
     models without training; ``TrainingState.release`` deletes it.
     ``training.early_stopping_patience`` (off when null) adds ``EarlyStopping``.
 
@@ -581,7 +622,6 @@ def fit_with_best_checkpoint(
     the per-epoch history of the whole training, and MLflow tags for the run
     (``resumed_from_run_id`` when it continues another run's training).
     """
-    epochs = training.epochs
     monitor = training.checkpoint_monitor
     validated = validation_data is not None or (y is not None and validation_split > 0)
     if monitor.startswith("val_") and not validated:
@@ -594,42 +634,63 @@ def fit_with_best_checkpoint(
     if state is None:
         temporary = tempfile.TemporaryDirectory(prefix="convnets-training-")
         state = TrainingState(Path(temporary.name))
+    try:
+        data = {"x": x, "y": y, "batch_size": batch_size, "validation_split": validation_split}
+        return _fit_resumably(
+            model, training, data, validation_data, state, keep_final=temporary is None
+        )
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
+
+
+def _fit_resumably(
+    model: keras.Model,
+    training: Training,
+    data: dict[str, Any],
+    validation_data: Any,
+    state: TrainingState,
+    *,
+    keep_final: bool,
+) -> tuple[keras.Model, keras.Model, dict[str, list[float]], dict[str, str]]:
+    epochs, monitor = training.epochs, training.checkpoint_monitor
+    x, y = data["x"], data["y"]
+    batch_size, validation_split = data["batch_size"], data["validation_split"]
+    validated = validation_data is not None or (y is not None and validation_split > 0)
     config = training_fingerprint(model, training, _describe_data(x, batch_size, validation_split))
-    previous = state.read_history() if state.is_resumable(config) else {}
-    if previous:
+    resume = state.resume_point(model) if state.is_resumable(config) else None
+    if resume is not None:
         logger.info(
             "Resuming training from %s after epoch %d of %d",
             state.folder,
-            len(previous["loss"]),
+            resume.epochs_done,
             epochs,
         )
     else:
         state.start_afresh(config)
     resumed_from = state.remember_mlflow_run()
-    tags = _resume_tags(state, resumed_from, epochs_done=len(previous.get("loss", [])))
+    tags = _resume_tags(state, resumed_from, epochs_done=resume.epochs_done if resume else 0)
     tags.update(precision_tags(training.precision))
-    if previous and state.is_finished():
-        return (*_finished_training(state, previous, resumed_from), tags)
+    if resume is not None and resume.final is not None:
+        return (*_finished_training(state, resume, resumed_from), tags)
+    if resume is not None and resume.weights is not None:
+        restore_weights(model, resume.weights)
     mode = monitor_mode(monitor)
-    best_so_far = None
-    seen = [value for value in previous.get(monitor, []) if not math.isnan(value)]
-    if seen:
-        best_so_far = (max if mode == "max" else min)(seen)
-    validated_keys = ("val_loss", "val_accuracy") if validated else ()
+    checkpoint = ValidatedCheckpoint(
+        filepath=str(state.folder / "best-epoch-{epoch:04d}.keras"),
+        save_best_only=True,
+        monitor=monitor,
+        mode=mode,
+        initial_value_threshold=resume.best_value if resume else None,
+    )
+    commit = EpochCommit(state, epochs, checkpoint, resume)
+    previous = resume.history if resume else {}
     progress = TrainingProgress(epochs)
-    # Order matters. The checkpoint and early stopping see the epoch's own logs (they
-    # skip epochs without validation); EpochLogger adds the epoch time, the rate and
-    # NaN for a skipped validation, for CSVLogger to keep; BackupAndRestore records the
-    # epoch as done only after its checkpoint and history row are written.
-    callbacks = [
-        ValidatedCheckpoint(
-            filepath=str(state.best),
-            save_best_only=True,
-            monitor=monitor,
-            mode=mode,
-            initial_value_threshold=best_so_far,
-        ),
-    ]
+    # Order matters. The disk check comes first; the checkpoint and early stopping see
+    # the epoch's own logs (they skip epochs without validation); EpochLogger adds the
+    # epoch time, the rate and NaN for a skipped validation, for the commit to keep;
+    # MLflow hears of an epoch only once it is saved.
+    callbacks: list[keras.callbacks.Callback] = [DiskSpaceGuard(state), checkpoint]
     patience = training.early_stopping_patience
     if patience:
         callbacks.append(
@@ -637,23 +698,16 @@ def fit_with_best_checkpoint(
                 previous.get(monitor, []), monitor=monitor, mode=mode, patience=patience
             )
         )
-    callbacks += [
-        progress,
-        EpochLogger(epochs, every_epoch=validated_keys),
-        keras.callbacks.CSVLogger(str(state.history), append=True),
-        keras.callbacks.BackupAndRestore(
-            backup_dir=str(state.backup), delete_checkpoint=True, double_checkpoint=True
-        ),
-    ]
+    validated_keys = ("val_loss", "val_accuracy") if validated else ()
+    callbacks += [progress, EpochLogger(every_epoch=validated_keys), commit]
     if state.run_id is not None:  # watch the run in the MLflow UI while it trains
-        # Earlier epochs were logged to this very run already unless it is a new one.
-        backfill = previous if resumed_from != state.run_id else {}
-        callbacks.append(MlflowEpochMetrics(state.run_id, backfill))
+        callbacks.append(MlflowEpochMetrics(state.run_id, previous))
     try:
         model.fit(
             x,
             y,
             epochs=epochs,
+            initial_epoch=resume.epochs_done if resume else 0,
             batch_size=batch_size,
             validation_data=validation_data,
             validation_split=validation_split,
@@ -663,15 +717,13 @@ def fit_with_best_checkpoint(
             shuffle=y is not None,
             verbose=0,
         )
-        history = state.read_history()
-        best_model = keras.models.load_model(state.best)
-        if temporary is None:
-            # Written atomically: a state with final.keras holds a finished training.
-            partial = state.final.with_name(".final.partial.keras")
-            model.save(partial)
-            partial.replace(state.final)
     finally:
         progress.close()
-        if temporary is not None:
-            temporary.cleanup()
-    return model, best_model, history, tags
+    if commit.best is None:
+        raise RuntimeError(f"No epoch of the training had a value for {monitor}")
+    best_model = keras.models.load_model(commit.best)
+    if keep_final:
+        # Recorded last: a state whose record names final.keras holds a finished training.
+        save_model_atomically(model, state.final)
+        commit.commit(final=state.final)
+    return model, best_model, commit.history, tags

@@ -1,9 +1,17 @@
-"""ImageFolderDataset: atomic writes, skipped when unchanged, never outside its folder."""
+"""ImageFolderDataset: atomic writes, skipped when unchanged, never outside its folder,
+checked against its manifest before it is called up to date or loaded."""
+
+import hashlib
+import json
+import logging
+import os
 
 import pytest
 from kedro.io import DatasetError
 
-from convnets.datasets import ImageFolderDataset
+from convnets.datasets import ImageFolderDataset, LazyFile
+from convnets.datasets.image_folder import MANIFEST_FILE
+from convnets.errors import UserError
 
 
 def test_writes_the_tree_and_loads_its_path(tmp_path):
@@ -59,3 +67,113 @@ def test_paths_outside_the_folder_are_refused(tmp_path, name):
 def test_loading_before_any_save_tells_what_to_run(tmp_path):
     with pytest.raises(DatasetError, match="ingestion"):
         ImageFolderDataset(path=str(tmp_path / "split")).load()
+
+
+# ---------------------------------------------------------------- the manifest
+
+FILES = {f"train/cat/cat.{i}.jpg": bytes([i]) * (100 + i) for i in range(5)}
+PICTURE = "train/cat/cat.3.jpg"
+
+
+def _lazy(files, reads):
+    def loader(name, content):
+        def load():
+            reads.append(name)
+            return content
+
+        return load
+
+    return {name: LazyFile(f"id:{name}", loader(name, content)) for name, content in files.items()}
+
+
+def _delete(split):
+    (split / PICTURE).unlink()
+    return split / PICTURE
+
+
+def _garble(split):  # random bytes over the picture: same size, other content
+    path = split / PICTURE
+    path.write_bytes(os.urandom(path.stat().st_size))
+    return path
+
+
+def _truncate(split):
+    path = split / PICTURE
+    path.write_bytes(path.read_bytes()[:10])
+    return path
+
+
+def _add(split):
+    path = split / "train" / "cat" / "cat.99.jpg"
+    path.write_bytes(b"stray")
+    return path
+
+
+def _garble_manifest(split):
+    path = split / MANIFEST_FILE
+    path.write_text('{"format": 1, "files": {"train/')
+    return path
+
+
+def test_the_manifest_records_each_files_size_and_sha256(tmp_path):
+    ImageFolderDataset(path=str(tmp_path / "split")).save(FILES)
+    manifest = json.loads((tmp_path / "split" / MANIFEST_FILE).read_text())
+    assert manifest["files"][PICTURE] == {
+        "size": len(FILES[PICTURE]),
+        "sha256": hashlib.sha256(FILES[PICTURE]).hexdigest(),
+    }
+    assert set(manifest["files"]) == set(FILES)
+
+
+@pytest.mark.parametrize("damage", [_delete, _garble, _truncate, _add, _garble_manifest])
+def test_a_damaged_split_is_refused_then_set_aside_and_rewritten_from_the_source(
+    tmp_path, caplog, damage
+):
+    dataset = ImageFolderDataset(path=str(tmp_path / "split"))
+    reads = []
+    dataset.save(_lazy(FILES, reads))
+    damaged = damage(tmp_path / "split")
+
+    # Loading (to decode or train) refuses it, naming the file and the command.
+    with pytest.raises(UserError, match=rf"{damaged.name}.*--tags=ingestion"):
+        dataset.load()
+
+    reads.clear()
+    with caplog.at_level(logging.INFO, logger="convnets.datasets.image_folder"):
+        dataset.save(_lazy(FILES, reads))
+    assert sorted(reads) == sorted(FILES)  # not "up to date": every picture read again
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(damaged) in warnings[0].getMessage()
+    assert "up to date" not in caplog.text
+    assert {p.relative_to(tmp_path / "split").as_posix() for p in _files(tmp_path)} == set(FILES)
+    assert dataset.load().path == tmp_path / "split"  # verified again
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("split.damaged-")]
+    assert len(aside) == 1 and (aside[0] / MANIFEST_FILE).is_file()  # kept, not deleted
+
+
+def _files(tmp_path):
+    return [
+        p for p in (tmp_path / "split").rglob("*") if p.is_file() and not p.name.startswith(".")
+    ]
+
+
+def test_an_intact_split_is_up_to_date_after_its_check(tmp_path, caplog):
+    dataset = ImageFolderDataset(path=str(tmp_path / "split"))
+    dataset.save(_lazy(FILES, []))
+    with caplog.at_level(logging.INFO, logger="convnets.datasets.image_folder"):
+        dataset.save(_lazy(FILES, reads := []))
+    assert reads == [] and "up to date (5 files)" in caplog.text
+
+
+def test_a_split_written_before_manifests_is_rewritten_without_a_warning(tmp_path, caplog):
+    dataset = ImageFolderDataset(path=str(tmp_path / "split"))
+    dataset.save(_lazy(FILES, []))
+    (tmp_path / "split" / MANIFEST_FILE).unlink()  # as an older version wrote it
+    with pytest.raises(UserError, match="before splits had a manifest.*--tags=ingestion"):
+        dataset.load()
+    with caplog.at_level(logging.INFO, logger="convnets.datasets.image_folder"):
+        dataset.save(_lazy(FILES, reads := []))
+    assert sorted(reads) == sorted(FILES)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (tmp_path / "split" / MANIFEST_FILE).is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["split"]

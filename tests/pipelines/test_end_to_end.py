@@ -194,6 +194,7 @@ def test_catdog_and_baseline_share_one_split_written_once(kedro_project):
     assert checks.stat().st_mtime_ns == checked
     assert sorted(p.name for p in split.iterdir()) == [
         ".content.sha256",
+        ".manifest.json",
         "test",
         "train",
         "validation",

@@ -2,11 +2,14 @@
 
 Its save takes ``LazyFile`` values: images checked by an earlier run are read from the
 archive again only when the folder must be rewritten, and that cost is logged here.
+Every file's size and sha256 are recorded in the folder's manifest as it is written,
+and checked before the folder is called up to date and before it is loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -19,9 +22,15 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from convnets.datasets.integrity import DamagedData, check_files, record_of, set_aside, summary
+
 logger = logging.getLogger(__name__)
 
 FINGERPRINT_FILE = ".content.sha256"
+# {"format": 1, "fingerprint": ..., "files": {relative path: {"size": ..., "sha256": ...}}}
+MANIFEST_FILE = ".manifest.json"
+MANIFEST_FORMAT = 1
+REWRITE_SPLIT = "kedro run --pipelines=catdog --tags=ingestion (or the pipeline you run)"
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,44 @@ def content_fingerprint(files: Mapping[str, bytes | LazyFile]) -> str:
 def folder_fingerprint(path: Path) -> str:
     """The content fingerprint an ``ImageFolderDataset`` recorded when it wrote ``path``."""
     return (path / FINGERPRINT_FILE).read_text().strip()
+
+
+def _recorded_fingerprint(path: Path) -> str | None:
+    """The recorded fingerprint, or None when the file is missing or unreadable."""
+    try:
+        return folder_fingerprint(path)
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def split_problems(path: Path) -> list[str] | None:
+    """What is wrong with the folder at ``path`` against its manifest (empty: nothing).
+
+    None when it has no manifest: written before manifests were, it cannot be checked.
+    Every file is hashed: a changed picture keeps its size as often as not.
+    """
+    manifest_path = path / MANIFEST_FILE
+    try:
+        manifest = json.loads(manifest_path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        return [f"{manifest_path} is unreadable ({exc})"]
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return [f"{manifest_path} is not a manifest of this project"]
+    if manifest.get("format") != MANIFEST_FORMAT:
+        return None  # another format: written by another version, rewrite it
+    records = manifest["files"]
+    problems = []
+    if manifest.get("fingerprint") != _recorded_fingerprint(path):
+        problems.append(f"{path / FINGERPRINT_FILE} does not match {manifest_path}")
+    for file in sorted(path.rglob("*")):
+        relative = file.relative_to(path).as_posix()
+        # Files at the top whose name starts with a dot are the folder's own records.
+        if file.is_dir() or relative in records or "/" not in relative and relative[0] == ".":
+            continue
+        problems.append(f"{file} is not in {manifest_path}")
+    return problems + check_files(path, records)
 
 
 @dataclass(frozen=True)
@@ -94,7 +141,10 @@ class ImageFolderDataset(AbstractDataset[Mapping[str, "bytes | LazyFile"], Image
     Saving writes into a temporary sibling folder and renames it into place, so a
     crash never leaves a half-written split, and stale files from an earlier split
     disappear. When the folder already holds exactly this content (same fingerprint)
-    nothing is written, and a ``LazyFile`` is never loaded. ``PartitionedDataset``
+    and every file still matches the manifest, nothing is written, and a ``LazyFile``
+    is never loaded. A folder that does not match is set aside (``<name>.damaged-<time>``)
+    and written again; one without a manifest (an older version's) is written again.
+    Loading refuses a folder that does not match its manifest. ``PartitionedDataset``
     rewrites every file on each run and leaves stale ones behind, hence this class.
     """
 
@@ -114,26 +164,61 @@ class ImageFolderDataset(AbstractDataset[Mapping[str, "bytes | LazyFile"], Image
                 f"{self._path} has not been written yet: run the ingestion nodes first "
                 "(kedro run --pipelines=catdog --tags=ingestion)."
             )
+        problems = split_problems(self._path)
+        if problems is None:
+            raise DamagedData(
+                f"{self._path} was written before splits had a manifest ({MANIFEST_FILE}), "
+                f"so its pictures cannot be checked: write it again with {REWRITE_SPLIT}."
+            )
+        if problems:
+            raise DamagedData(
+                f"{self._path} does not match its manifest: {summary(problems)}. Nothing "
+                f"is decoded or trained from it; write it again from the archive with "
+                f"{REWRITE_SPLIT}."
+            )
         return ImageFolder(self._path, folder_fingerprint(self._path))
 
     def save(self, data: Mapping[str, bytes | LazyFile]) -> None:
-        fingerprint = content_fingerprint(data)
-        if self._exists() and folder_fingerprint(self._path) == fingerprint:
-            logger.info("%s is up to date (%d files): nothing written", self._path, len(data))
-            return
         for name in data:
             relative = PurePosixPath(name)
             if relative.is_absolute() or ".." in relative.parts:
                 raise DatasetError(f"Refusing to write {name!r} outside {self._path}")
+        fingerprint = content_fingerprint(data)
+        # An unreadable fingerprint is checked too: the manifest tells damage from change.
+        if self._exists() and _recorded_fingerprint(self._path) in (fingerprint, None):
+            problems = split_problems(self._path)
+            if problems is None:
+                logger.info(
+                    "%s has no %s (an older version wrote it): writing it again",
+                    self._path,
+                    MANIFEST_FILE,
+                )
+            elif not problems:
+                logger.info("%s is up to date (%d files): nothing written", self._path, len(data))
+                return
+            else:
+                aside = set_aside(self._path)
+                logger.warning(
+                    "%s does not match its manifest (%s): set aside as %s; writing the "
+                    "split again from the source",
+                    self._path,
+                    summary(problems),
+                    aside,
+                )
 
         started = time.perf_counter()
         reread = sum(isinstance(content, LazyFile) for content in data.values())
 
         def write(staging: Path) -> None:
+            records = {}
             for name, content in data.items():
                 target = staging / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(content.load() if isinstance(content, LazyFile) else content)
+                body = content.load() if isinstance(content, LazyFile) else content
+                target.write_bytes(body)
+                records[name] = record_of(body)
+            manifest = {"format": MANIFEST_FORMAT, "fingerprint": fingerprint, "files": records}
+            (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=0, sort_keys=True))
             (staging / FINGERPRINT_FILE).write_text(fingerprint + "\n")
 
         replace_folder(self._path, write)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset
+
+from convnets.datasets.integrity import set_aside
+
+logger = logging.getLogger(__name__)
 
 
 class JsonStateDataset(AbstractDataset[dict, dict]):
@@ -17,6 +22,8 @@ class JsonStateDataset(AbstractDataset[dict, dict]):
     ``load`` returns ``{}`` when the file does not exist yet (kedro-datasets'
     JSONDataset raises), and ``save`` leaves the file untouched when the content is
     unchanged, so a re-run with unchanged inputs writes nothing. Writes are atomic.
+    A file that is not a JSON object is set aside (``<name>.damaged-<time>``, one
+    warning) and loads as ``{}``: the state is only a memory of work that can be redone.
     Use two catalog entries on the same file: one as the node's input, one as its
     output (Kedro does not let a node read and write the same dataset).
     """
@@ -34,7 +41,22 @@ class JsonStateDataset(AbstractDataset[dict, dict]):
     def load(self) -> dict:
         if not self._filepath.is_file():
             return {}
-        return json.loads(self._filepath.read_text())
+        try:
+            state = json.loads(self._filepath.read_bytes())
+            if isinstance(state, dict):
+                return state
+            reason = f"a JSON {type(state).__name__}, not an object"
+        except ValueError as exc:  # UnicodeDecodeError is a ValueError
+            reason = f"not valid JSON: {exc}"
+        # Set aside, so that the next load (the other catalog entry's) does not warn again.
+        aside = set_aside(self._filepath)
+        logger.warning(
+            "%s is %s: set aside as %s; starting from an empty state (its work is redone)",
+            self._filepath,
+            reason,
+            aside,
+        )
+        return {}
 
     def save(self, data: dict) -> None:
         if self.load() == data:
@@ -44,4 +66,6 @@ class JsonStateDataset(AbstractDataset[dict, dict]):
             "w", dir=self._filepath.parent, suffix=".part", delete=False
         ) as handle:
             json.dump(data, handle, indent=0, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(handle.name, self._filepath)

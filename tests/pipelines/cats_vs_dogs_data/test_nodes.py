@@ -60,6 +60,14 @@ def test_a_rerun_with_remembered_checks_reads_no_image(archive, tmp_path, monkey
     assert (tmp_path / "split" / ".content.sha256").stat().st_mtime_ns == written
 
 
+def test_remembered_checks_that_are_not_check_results_are_redone(archive):
+    _, _, _, _, checks = nodes.make_subset(archive, DATA, {})
+    key = next(iter(checks))
+    garbled = {**checks, key: {"action": 5}}
+    _, files, _, _, redone = nodes.make_subset(archive, DATA, garbled)
+    assert redone == checks and all(content.load() for content in files.values())
+
+
 def test_a_changed_policy_checks_the_images_again(archive):
     _, _, _, _, checks = nodes.make_subset(archive, DATA, {})
     _, _, _, _, rechecked = nodes.make_subset(archive, _data(non_rgb="skip"), checks)

@@ -1,12 +1,16 @@
 """The cats-vs-dogs model nodes on tiny synthetic JPEGs in Kaggle's layout."""
 
 import dataclasses
+import logging
+import os
+import shutil
 
 import keras
 import numpy as np
 import pytest
 
 from convnets.datasets import ImageArchiveDataset, ImageArrayDataset, ImageFolderDataset
+from convnets.errors import UserError
 from convnets.parameters import Architecture, CatsVsDogsData, ImageInput, Training
 from convnets.pipelines.cats_vs_dogs_data.nodes import make_subset
 from convnets.pipelines.image_classifier import nodes
@@ -113,6 +117,49 @@ def test_a_size_never_decoded_says_how_to_make_it(archive, tmp_path):
     cache = _decoded(archive, tmp_path)
     with pytest.raises(Exception, match="64x64 has not been written yet.*--tags=ingestion"):
         cache.subsets((64, 64))
+
+
+def _test_batches(cache):
+    _, _, test = nodes.make_datasets(cache, INPUT)
+    return [(images.numpy(), labels.numpy()) for images, labels in test]
+
+
+def test_a_damaged_split_or_cache_is_repaired_by_the_next_run_never_trained_on(
+    archive, tmp_path, caplog
+):
+    """Each damage, then the nodes and datasets as a run of the pipeline calls them."""
+    caplog.set_level(logging.INFO, logger="convnets")
+    good = _test_batches(_decoded(archive, tmp_path))
+    split, cache = tmp_path / "split", tmp_path / "decoded" / "80x80"
+    test_file = cache / "test.npy"
+    picture = split / "test" / "cat" / "cat.14.jpg"
+
+    # Random bytes over the decoded test array: refused before training, decoded again.
+    test_file.write_bytes(test_file.read_bytes()[:128] + os.urandom(test_file.stat().st_size - 128))
+    with pytest.raises(UserError, match="test.npy"):
+        nodes.make_datasets(ImageArrayDataset(path=str(tmp_path / "decoded")).load(), INPUT)
+    caplog.clear()
+    repaired = _decoded(archive, tmp_path)
+    assert "Decoded and wrote" in caplog.text and str(test_file) in caplog.text
+    assert all(
+        np.array_equal(a[0], b[0]) for a, b in zip(_test_batches(repaired), good, strict=True)
+    )
+
+    # A garbled picture with the cache kept: the split is written again from the archive,
+    # the cache (made from the intact pictures, same fingerprint) stays.
+    picture.write_bytes(os.urandom(picture.stat().st_size))
+    caplog.clear()
+    _decoded(archive, tmp_path)
+    assert str(picture) in caplog.text and "up to date: nothing decoded" in caplog.text
+    assert picture.read_bytes() == archive.read("train/cat.14.jpg")
+
+    # A garbled picture with the cache removed, the split not written again first
+    # (--tags=preprocessing): refused, naming the picture, rather than TensorFlow's
+    # "Unknown image file format".
+    picture.write_bytes(b"garbage")
+    shutil.rmtree(tmp_path / "decoded")
+    with pytest.raises(UserError, match=r"cat\.14\.jpg.*--tags=ingestion"):
+        nodes.decode_images(ImageFolderDataset(path=str(split)).load(), DATA, INPUT)
 
 
 def test_train_and_evaluate_one_epoch(archive, tmp_path):

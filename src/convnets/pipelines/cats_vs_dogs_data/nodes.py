@@ -50,6 +50,15 @@ def _check_split_request(archive: ImageArchive, data: CatsVsDogsData) -> None:
             )
 
 
+def _is_check(result: object) -> bool:
+    """Whether ``result`` is a check result as this module writes them (the file may not be)."""
+    return (
+        isinstance(result, dict)
+        and result.get("action") in ("kept", "converted", "skipped")
+        and isinstance(result.get("reason"), str)
+    )
+
+
 def _checked_image(
     archive: ImageArchive,
     member: str,
@@ -63,7 +72,7 @@ def _checked_image(
     """
     non_rgb, max_pixels = data.non_rgb, data.max_image_pixels
     key = f"{archive.identity(member)}|non_rgb={non_rgb}|max_pixels={max_pixels}"
-    if key in known_checks:
+    if key in known_checks and _is_check(known_checks[key]):
         result = known_checks[key]
         if result["action"] == "skipped":
             return result, None

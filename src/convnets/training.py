@@ -11,7 +11,6 @@ import logging
 import math
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from convnets.hardware import resolve_precision
 from convnets.parameters import Loss, Optimizer, Training
+from convnets.scratch import ScratchDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -592,7 +592,7 @@ def fit_with_best_checkpoint(
         )
     temporary = None
     if state is None:
-        temporary = tempfile.TemporaryDirectory(prefix="convnets-training-")
+        temporary = ScratchDirectory(prefix="convnets-training-")
         state = TrainingState(Path(temporary.name))
     config = training_fingerprint(model, training, _describe_data(x, batch_size, validation_split))
     previous = state.read_history() if state.is_resumable(config) else {}

@@ -134,7 +134,7 @@ def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(kedro_projec
 
 def test_a_second_run_in_the_same_folder_is_refused_while_the_first_lives(kedro_project):
     from convnets.hooks import PID_TAG  # noqa: PLC0415
-    from convnets.project_lock import HOLDER_NAME, ProjectBusy  # noqa: PLC0415
+    from convnets.project_lock import HOLDER_NAME, ProjectBusy, mark_as_staging  # noqa: PLC0415
 
     data = kedro_project / "data"
     process = _kedro_run_process(
@@ -157,9 +157,44 @@ def test_a_second_run_in_the_same_folder_is_refused_while_the_first_lives(kedro_
     # The killed run's lock died with it; its staging folders are removed by the next run.
     staging = data / "02_intermediate" / ".cats_vs_dogs_small-staging-x1y2"
     (staging / "train").mkdir(parents=True)
+    mark_as_staging(staging, "the killed run")
     _run(kedro_project, "mnist", {"mnist.training.epochs": 1})
     assert not staging.exists()
     assert not (data / HOLDER_NAME).exists()
+
+
+def test_the_lock_hook_removes_only_what_killed_runs_of_the_project_left(tmp_path, monkeypatch):
+    import json  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from convnets.hooks import ProjectLockHook  # noqa: PLC0415
+    from convnets.project_lock import make_staging_dir  # noqa: PLC0415
+    from convnets.scratch import OWNER_FILE, scratch_dir  # noqa: PLC0415
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    raw = tmp_path / "data" / "01_raw"
+    users = [raw / "predict" / ".download-holiday", raw / "my-album" / ".summer-staging-2024"]
+    for folder in users:
+        folder.mkdir(parents=True)
+        (folder / "photo.jpg").write_bytes(b"a photo")
+    staging = make_staging_dir(raw, ".download-", "a killed run")
+    abandoned = scratch_dir("convnets-run-log-")
+    owner = json.loads((abandoned / OWNER_FILE).read_text())
+    (abandoned / OWNER_FILE).write_text(json.dumps({**owner, "create_time": 1.0}))  # pid reused
+    live = scratch_dir("convnets-servable-")
+
+    hook = ProjectLockHook()
+    hook.before_pipeline_run(
+        run_params={"project_path": str(tmp_path)}, pipeline=None, catalog=None
+    )
+    hook.after_pipeline_run()
+    assert not staging.exists()
+    assert not abandoned.exists()
+    assert live.is_dir()
+    for folder in users:
+        assert (folder / "photo.jpg").read_bytes() == b"a photo"
 
 
 def test_a_damaged_tracking_database_is_named_with_what_to_do(kedro_project):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import sqlite3
-import tempfile
 import warnings
 from contextlib import closing
 from pathlib import Path
@@ -29,6 +29,7 @@ with warnings.catch_warnings(record=True):
 from convnets.errors import UserError
 from convnets.parameters import InvalidParameters, ParameterError
 from convnets.project_lock import ProjectLock, remove_stale_staging
+from convnets.scratch import remove_abandoned_scratch, scratch_dir
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class ParameterHook:
 class ProjectLockHook:
     """One run at a time per project folder (``project_lock``), and no stale staging.
 
+    Killed runs' temporary folders outside the project (``scratch``) go at the start too.
+
     Registered before ``ParameterHook`` in ``settings.HOOKS`` so that it runs after the
     parameter check and before kedro-mlflow opens its run: a refused run writes nothing.
     """
@@ -99,6 +102,7 @@ class ProjectLockHook:
         self._lock = ProjectLock(data_dir)
         self._lock.acquire(list(run_params.get("pipeline_names") or []))
         remove_stale_staging(data_dir)
+        remove_abandoned_scratch()
 
     @hook_impl
     def after_pipeline_run(self) -> None:
@@ -236,7 +240,7 @@ class ProjectMlflowHook(MlflowHook):
         )
 
     def _start_run_log(self) -> logging.FileHandler:
-        folder = Path(tempfile.mkdtemp(prefix="convnets-run-log-"))
+        folder = scratch_dir("convnets-run-log-")
         handler = logging.FileHandler(folder / "kedro_run.log", encoding="utf-8")
         handler.setLevel(logging.INFO)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -257,8 +261,7 @@ class ProjectMlflowHook(MlflowHook):
         except Exception as exc:  # noqa: BLE001 - a log that cannot be attached is not fatal
             logger.warning("Could not attach the run log to MLflow: %s", exc)
         finally:
-            path.unlink(missing_ok=True)
-            path.parent.rmdir()
+            shutil.rmtree(path.parent, ignore_errors=True)  # the log and its owner file
 
 
 HOST_TAG, PID_TAG, STARTED_TAG = "process.host", "process.pid", "process.started"

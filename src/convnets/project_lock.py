@@ -5,7 +5,9 @@ images, the resume state. Two of them at once would replace each other's files, 
 a second run fails at once, naming the run that holds the folder. ``filelock`` uses
 an OS lock (``flock``/``LockFileEx``) that dies with its process, so a killed run
 never leaves the folder locked. Holding the lock also makes leftover staging
-folders safe to delete: no live run is writing them.
+folders safe to delete: no live run is writing them. Only folders the project made
+are deleted: each carries a ``STAGING_MARK`` file written when it was created, so a
+user's ``.download-holiday/`` or ``.summer-staging-2024/`` is never touched.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import logging
 import os
 import shutil
 import socket
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -30,6 +35,44 @@ HOLDER_NAME = ".convnets-run.json"
 # downloads into a folder; their names start with one of these after the dot.
 STAGING_MARKERS = ("-staging-", "-retired-")
 STAGING_PREFIXES = (".download-",)
+# The file that says the project made a folder; a folder is removed only if it holds it.
+STAGING_MARK = ".convnets-staging"
+
+
+def mark_as_staging(folder: Path, made_by: str) -> None:
+    """Write ``STAGING_MARK`` into ``folder``: the next run may delete it if left behind."""
+    (folder / STAGING_MARK).write_text(
+        f"A temporary folder made by {made_by} (pid {os.getpid()} on {socket.gethostname()}). "
+        "If it is still here after that run, the next kedro run deletes it.\n"
+    )
+
+
+def make_staging_dir(parent: Path, prefix: str, made_by: str) -> Path:
+    """A new marked folder in ``parent`` whose name starts with ``prefix``.
+
+    ``prefix`` must be a name ``remove_stale_staging`` recognises.
+    """
+    folder = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    mark_as_staging(folder, made_by)
+    return folder
+
+
+@contextmanager
+def staging_dir(parent: Path, prefix: str, made_by: str) -> Iterator[Path]:
+    """``make_staging_dir``, removed with its content when the block ends."""
+    folder = make_staging_dir(parent, prefix, made_by)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _is_stale_staging(folder: Path) -> bool:
+    name = folder.name
+    named = any(marker in name for marker in STAGING_MARKERS) or name.startswith(STAGING_PREFIXES)
+    return (
+        named and not folder.is_symlink() and folder.is_dir() and (folder / STAGING_MARK).is_file()
+    )
 
 
 class ProjectBusy(UserError, RuntimeError):
@@ -83,15 +126,15 @@ class ProjectLock:
 def remove_stale_staging(data_dir: Path) -> list[Path]:
     """Delete the staging folders that killed runs left under ``data_dir``.
 
+    Only folders with a staging name that carry ``STAGING_MARK`` are the project's.
     Call it only while holding the ``ProjectLock``: then no live run is writing them.
     """
-    removed = []
-    for folder in data_dir.rglob(".*"):
-        name = folder.name
-        stale = any(marker in name for marker in STAGING_MARKERS) or name.startswith(
-            STAGING_PREFIXES
-        )
-        if stale and folder.is_dir():
+    removed: list[Path] = []
+    # Listed before deleting: rglob would otherwise walk into folders being removed.
+    for folder in sorted(data_dir.rglob(".*")):
+        if any(folder.is_relative_to(gone) for gone in removed):
+            continue
+        if _is_stale_staging(folder):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     if removed:

@@ -10,7 +10,6 @@ import logging
 import math
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +34,7 @@ from convnets.resume_state import (
     save_weights_atomically,
     variables_bytes,
 )
+from convnets.scratch import ScratchDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -632,7 +632,7 @@ def fit_with_best_checkpoint(
         )
     temporary = None
     if state is None:
-        temporary = tempfile.TemporaryDirectory(prefix="convnets-training-")
+        temporary = ScratchDirectory(prefix="convnets-training-")
         state = TrainingState(Path(temporary.name))
     try:
         data = {"x": x, "y": y, "batch_size": batch_size, "validation_split": validation_split}

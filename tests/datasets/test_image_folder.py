@@ -177,3 +177,68 @@ def test_a_split_written_before_manifests_is_rewritten_without_a_warning(tmp_pat
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert (tmp_path / "split" / MANIFEST_FILE).is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["split"]
+
+
+KILLED_MID_WRITE = """
+import sys, time
+from pathlib import Path
+from convnets.datasets.image_folder import replace_folder
+
+def write(staging):
+    (staging / "cat.0.jpg").write_bytes(b"new")
+    print(staging, flush=True)
+    time.sleep(60)
+
+replace_folder(Path(sys.argv[1]), write)
+"""
+
+
+def test_the_staging_folder_of_a_killed_write_is_marked_and_removed_by_the_next_run(tmp_path):
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from convnets.project_lock import STAGING_MARK, remove_stale_staging  # noqa: PLC0415
+
+    split = tmp_path / "split"
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_MID_WRITE, str(split)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        staging = Path(process.stdout.readline().strip())
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+    assert staging.parent == tmp_path
+    assert (staging / STAGING_MARK).is_file()
+    assert remove_stale_staging(tmp_path) == [staging]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_old_folder_renamed_aside_is_marked_and_the_written_one_is_not(tmp_path, monkeypatch):
+    import os  # noqa: PLC0415
+
+    from convnets.datasets.image_folder import replace_folder  # noqa: PLC0415
+    from convnets.project_lock import STAGING_MARK, remove_stale_staging  # noqa: PLC0415
+
+    split = tmp_path / "split"
+    replace_folder(split, lambda staging: (staging / "cat.0.jpg").write_bytes(b"old"))
+    assert sorted(p.name for p in split.iterdir()) == ["cat.0.jpg"]  # no marker kept
+
+    real_replace, calls = os.replace, []
+
+    def crash_after_retiring(source, target):
+        calls.append(target)
+        if len(calls) == 2:  # noqa: PLR2004 - the staging folder's swap into place
+            raise KeyboardInterrupt  # stands for a kill between the two renames
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", crash_after_retiring)
+    with pytest.raises(KeyboardInterrupt):
+        replace_folder(split, lambda staging: (staging / "cat.1.jpg").write_bytes(b"new"))
+    monkeypatch.undo()
+    retired = calls[0]
+    assert "-retired-" in retired.name
+    assert (retired / STAGING_MARK).is_file()
+    assert remove_stale_staging(tmp_path) == [retired]

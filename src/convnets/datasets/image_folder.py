@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 
 from convnets.datasets.integrity import DamagedData, check_files, record_of, set_aside, summary
+from convnets.project_lock import STAGING_MARK, make_staging_dir, mark_as_staging
 
 logger = logging.getLogger(__name__)
 
@@ -119,18 +119,28 @@ def replace_folder(path: Path, write: Callable[[Path], None]) -> None:
     A crash or an exception leaves the old folder (or none) and no partial one.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Names project_lock.remove_stale_staging recognises, should the process be killed.
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-staging-"))
+    # Marked folders with names project_lock.remove_stale_staging recognises, should the
+    # process be killed: the staging folder, and the old folder once renamed aside.
+    made_by = f"convnets replace_folder for {path.name}"
+    staging = make_staging_dir(path.parent, f".{path.name}-staging-", made_by)
     try:
         write(staging)
         retired = None
         if path.exists():
             retired = path.with_name(f".{path.name}-retired-{os.getpid()}")
-            os.replace(path, retired)
+            mark_as_staging(path, made_by)
+            try:
+                os.replace(path, retired)
+            except BaseException:
+                (path / STAGING_MARK).unlink(missing_ok=True)
+                raise
         os.replace(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    # Unmarked only once in place: a kill before this leaves a marker in a folder whose
+    # name is not a staging name, which is never removed.
+    (path / STAGING_MARK).unlink(missing_ok=True)
     if retired is not None:
         shutil.rmtree(retired, ignore_errors=True)
 

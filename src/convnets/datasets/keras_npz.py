@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
 from convnets.datasets.download import sha256_of
+from convnets.project_lock import staging_dir
 
 logger = logging.getLogger(__name__)
 
@@ -84,13 +84,13 @@ class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
             )
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
         logger.info("%s not found: downloading %s", self._filepath, self._origin)
-        with tempfile.TemporaryDirectory(dir=self._filepath.parent, prefix=".download-") as tmp:
+        with staging_dir(self._filepath.parent, ".download-", self._made_by()) as tmp:
             try:
                 downloaded = Path(
                     get_file(
                         fname=self._filepath.name,
                         origin=self._origin,
-                        cache_dir=tmp,
+                        cache_dir=str(tmp),
                         cache_subdir=".",
                     )
                 )
@@ -106,6 +106,9 @@ class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
                 )
             os.replace(downloaded, self._filepath)
 
+    def _made_by(self) -> str:
+        return f"convnets KerasNpzDataset downloading {self._filepath.name}"
+
     def _download_idx(self) -> None:
         from keras.utils import get_file  # noqa: PLC0415
 
@@ -113,10 +116,12 @@ class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
         base = self._idx_origin.rstrip("/") + "/"
         logger.info("%s not found: downloading the idx files from %s", self._filepath, base)
         arrays = {}
-        with tempfile.TemporaryDirectory(dir=self._filepath.parent, prefix=".download-") as tmp:
+        with staging_dir(self._filepath.parent, ".download-", self._made_by()) as tmp:
             for key, name, offset in IDX_FILES:
                 try:
-                    path = get_file(fname=name, origin=base + name, cache_dir=tmp, cache_subdir=".")
+                    path = get_file(
+                        fname=name, origin=base + name, cache_dir=str(tmp), cache_subdir="."
+                    )
                 except Exception as exc:
                     raise DatasetError(
                         f"Could not download {base + name} ({exc}). Offline? Copy a "
@@ -126,7 +131,7 @@ class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
                     arrays[key] = np.frombuffer(handle.read(), np.uint8, offset=offset)
             for images in ("x_train", "x_test"):
                 arrays[images] = arrays[images].reshape(len(arrays["y" + images[1:]]), 28, 28)
-            staged = Path(tmp) / "arrays.npz"
+            staged = tmp / "arrays.npz"
             np.savez_compressed(staged, **arrays)
             os.replace(staged, self._filepath)
 

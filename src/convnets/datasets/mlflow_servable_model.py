@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from kedro.io import AbstractDataset, DatasetError
 from mlflow.exceptions import MlflowException
 
 import convnets
+from convnets.scratch import ScratchDirectory
 from convnets.serving import IMAGE_COLUMN, KERAS_ARTIFACT, ServableModel
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class MlflowServableModelDataset(AbstractDataset[ServableModel, None]):
     def save(self, data: ServableModel) -> None:
         if mlflow.active_run() is None:
             raise DatasetError("No active MLflow run to log the servable model to")
-        with tempfile.TemporaryDirectory(prefix="convnets-servable-") as tmp:
+        with ScratchDirectory(prefix="convnets-servable-") as tmp:
             keras_file = Path(tmp) / "model.keras"
             data.keras_model.save(keras_file)
             info = mlflow.pyfunc.log_model(

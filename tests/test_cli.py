@@ -249,3 +249,51 @@ def test_serving_an_unknown_model_says_so_in_one_line_with_the_registered_names(
     assert "Traceback" not in result.stderr
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert "Registered models: none yet" in line and "convnets-quick-<pipeline>" in line
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real tmpfs of 3 MiB: room for one epoch's files of the MNIST convnet, not two."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_ends_the_run_failed_with_the_space_to_free_and_it_resumes(
+    kedro_project, small_disk
+):
+    command = (
+        "run",
+        "--pipelines=mnist",
+        f"--params=training_state_root={small_disk},mnist.training.epochs=3",
+    )
+    full = kedro(kedro_project, *command)
+    assert full.returncode == 2, full.stdout[-3000:] + full.stderr[-3000:]
+    output = full.stdout + full.stderr
+    assert "No space left on device" in output and "Traceback" not in output
+    assert "run the same command again; training resumes after epoch 1" in output
+    (failed,) = runs(kedro_project)
+    assert failed.info.status == "FAILED"
+    state = small_disk / "mnist" / "training_state"
+    record = json.loads((state / "state.json").read_text())
+    assert record["epochs_done"] == 1  # the saved epoch survived the full disk
+    assert not list(state.glob(".*partial*"))  # nothing half-written left
+
+    subprocess.run(["mount", "-o", "remount,size=32m", str(small_disk)], check=True)
+    again = kedro(kedro_project, *command)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "Epoch 1/3" not in again.stdout and "Epoch 2/3" in again.stdout  # not trained twice
+    finished = next(run for run in runs(kedro_project) if run.info.status == "FINISHED")
+    assert finished.info.run_name == "mnist (resumed after epoch 1)"
+    assert finished.data.tags["resumed_from_run_id"] == failed.info.run_id

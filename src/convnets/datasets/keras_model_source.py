@@ -17,6 +17,10 @@ class ModelNotFound(UserError, DatasetError):
     """No model where the user pointed, or no trained model yet."""
 
 
+class DamagedModel(UserError, DatasetError):
+    """The saved model is there but cannot be read."""
+
+
 class KerasModelSourceDataset(AbstractDataset[None, Any]):
     """Loads the Keras model of ``model_uri`` when given, else the latest version at
     ``filepath`` (a versioned ``TensorFlowModelDataset`` folder).
@@ -55,6 +59,16 @@ class KerasModelSourceDataset(AbstractDataset[None, Any]):
         try:
             return saved.load()
         except DatasetError as exc:
+            versions = sorted(Path(self._filepath).glob("*/*"))
+            if versions:  # a saved version that does not load: damaged, not missing
+                raise DamagedModel(
+                    f"The trained model {versions[-1]} cannot be loaded ({exc.__cause__ or exc}): "
+                    "the file is damaged. Move its version out of the folder (mv "
+                    f"{versions[-1].parent} {self._filepath}.damaged-{versions[-1].parent.name}) "
+                    "to use the version before it, train again (kedro run --pipelines=catdog"
+                    f"{self._env_option}), or pass an MLflow model with "
+                    "--params=model_uri=models:/<registered name>@champion."
+                ) from exc
             raise ModelNotFound(
                 f"No trained model at {self._filepath}: train it first (kedro run "
                 f"--pipelines=catdog{self._env_option}, or the pipeline "

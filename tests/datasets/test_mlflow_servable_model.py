@@ -100,3 +100,49 @@ def test_saving_outside_a_run_fails_clearly(tracking):
     spec = ServingSpec(CONFIG, jpeg_bytes(1), test_split_sha256="a" * 64)
     with pytest.raises(Exception, match="No active MLflow run"):
         dataset.save(ServableModel(_tiny_model(), spec, 0.5))
+
+
+KILLED_AFTER_REGISTRATION = """
+import os, signal, sys
+import mlflow
+from convnets.datasets.mlflow_servable_model import MlflowServableModelDataset
+from convnets.serving import ServableModel, ServingSpec
+from tests.conftest import jpeg_bytes
+from tests.datasets.test_mlflow_servable_model import CONFIG, _tiny_model
+
+mlflow.set_tracking_uri(sys.argv[1])
+mlflow.set_experiment("registry-test")
+# SIGKILL at the first step after the version is registered.
+MlflowServableModelDataset._decide = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+spec = ServingSpec(CONFIG, jpeg_bytes(1, size=20), test_split_sha256="a" * 64)
+with mlflow.start_run():
+    MlflowServableModelDataset(registered_model_name="convnets-x").save(
+        ServableModel(_tiny_model(), spec, 0.9)
+    )
+"""
+
+
+def test_a_version_registered_by_a_killed_run_is_decided_on_by_the_next(tracking, tmp_path):
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from tests.conftest import PROJECT_ROOT  # noqa: PLC0415
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_REGISTRATION, mlflow.get_tracking_uri()],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    (orphan,) = tracking.search_model_versions("name='convnets-x'")
+    assert DECISION_TAG not in orphan.tags and orphan.tags[ACCURACY_TAG] == "0.900000"
+
+    dataset = MlflowServableModelDataset(registered_model_name="convnets-x")
+    _register(dataset, 0.80)  # worse than the orphan: the orphan becomes champion
+    versions = {str(v.version): v for v in tracking.search_model_versions("name='convnets-x'")}
+    assert "deciding now" not in versions["1"].tags[DECISION_TAG]
+    assert versions["1"].tags[DECISION_TAG].endswith("@champion is version 1")
+    assert versions["2"].tags[DECISION_TAG].endswith("@champion is version 1")
+    assert str(tracking.get_model_version_by_alias("convnets-x", "champion").version) == "1"

@@ -98,26 +98,74 @@ class MlflowServableModelDataset(AbstractDataset[ServableModel, None]):
                 signature=data.spec.config.signature(),
                 input_example=pd.DataFrame({IMAGE_COLUMN: [data.spec.input_example]}),
                 pip_requirements=self._pip_requirements,
-                registered_model_name=self.registered_model_name,
             )
-        version = info.registered_model_version
         client = mlflow.MlflowClient()
         name = self.registered_model_name
-        client.set_model_version_tag(name, version, SPLIT_TAG, data.spec.test_split_sha256)
-        client.set_model_version_tag(name, version, ACCURACY_TAG, f"{data.test_accuracy:.6f}")
+        self._finish_orphans(client)
+        # Registered with its score tags in one call: a run killed right after it leaves
+        # a version the next run can still decide on (_finish_orphans).
+        version = mlflow.register_model(
+            info.model_uri,
+            name,
+            tags={
+                SPLIT_TAG: data.spec.test_split_sha256,
+                ACCURACY_TAG: f"{data.test_accuracy:.6f}",
+            },
+        ).version
+        self._decide(client, version, data.test_accuracy, data.spec.test_split_sha256)
+
+    def _decide(
+        self,
+        client: mlflow.MlflowClient,
+        version: str,
+        accuracy: float,
+        split: str,
+        *,
+        this_run: bool = True,
+    ) -> None:
+        """Move the alias to ``version`` when its score beats the champion's; tag why."""
+        name = self.registered_model_name
         try:
             current = client.get_model_version_by_alias(name, self._alias)
         except MlflowException:  # no version holds the alias yet
             current = None
         promote, reason = champion_decision(
-            data.test_accuracy,
-            data.spec.test_split_sha256,
-            None if current is None else dict(current.tags),
+            accuracy, split, None if current is None else dict(current.tags)
         )
         if promote:
             client.set_registered_model_alias(name, self._alias, version)
         held_by = version if promote else current.version
         message = f"{name} version {version}: {reason}; @{self._alias} is version {held_by}"
         client.set_model_version_tag(name, version, DECISION_TAG, message)
-        mlflow.set_tag(DECISION_TAG, message)
+        if this_run:
+            mlflow.set_tag(DECISION_TAG, message)
         logger.info("Model registry: %s", message)
+
+    def _finish_orphans(self, client: mlflow.MlflowClient) -> None:
+        """Decide on the versions that a killed run registered but never decided on."""
+        name = self.registered_model_name
+        try:
+            versions = client.search_model_versions(f"name = '{name}'")
+        except MlflowException:  # not registered yet
+            return
+        for orphan in sorted(versions, key=lambda version: int(version.version)):
+            if DECISION_TAG in orphan.tags:
+                continue
+            tags = orphan.tags
+            if ACCURACY_TAG in tags and SPLIT_TAG in tags:
+                logger.warning(
+                    "Model registry: %s version %s was registered by a run that stopped "
+                    "before deciding on the alias (run %s): deciding now",
+                    name,
+                    orphan.version,
+                    orphan.run_id,
+                )
+                accuracy, split = float(tags[ACCURACY_TAG]), tags[SPLIT_TAG]
+                self._decide(client, orphan.version, accuracy, split, this_run=False)
+            else:
+                message = (
+                    f"{name} version {orphan.version}: registered by a run that stopped before "
+                    f"its score was tagged (run {orphan.run_id}): never made champion"
+                )
+                client.set_model_version_tag(name, orphan.version, DECISION_TAG, message)
+                logger.warning("Model registry: %s", message)

@@ -11,6 +11,7 @@ import keras
 import mlflow
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from convnets.parameters import MnistTraining
 from convnets.resume_state import DamagedTrainingState, TrainingState
@@ -32,13 +33,31 @@ class _StopAfter(keras.callbacks.Callback):
             raise KeyboardInterrupt("killed")  # as a crash: no clean-up, the state stays
 
 
-def _train(folder, stop_after=None, run_id=None, monitor="val_loss"):
-    """A small model, trained for EPOCHS epochs with the resume state in ``folder``."""
-    from convnets.training import compile_model, fit_with_best_checkpoint  # noqa: PLC0415
+def _train(
+    folder, stop_after=None, run_id=None, monitor="val_loss", *, as_dataset=False, dropout=0.0
+):
+    """A small model (with ``dropout``), trained for EPOCHS epochs with the resume state in
+    ``folder``: from arrays (as MNIST), or from ``ordered_batches`` (as the cats and dogs)."""
+    from convnets.training import (  # noqa: PLC0415
+        compile_model,
+        fit_with_best_checkpoint,
+        ordered_batches,
+    )
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x, y = rng.random((64, 8), dtype="float32"), rng.integers(0, 10, 64)
+    validation = None
+    if as_dataset:
+        signature = (
+            tf.TensorSpec((None, 8), tf.float32),
+            tf.TensorSpec((None,), tf.int64),
+        )
+        images, labels = x, y
+        validation = ordered_batches(
+            16, 16, None, lambda i: (images[48 + i], labels[48 + i]), signature
+        )
+        x, y = ordered_batches(48, 16, 7, lambda i: (images[i], labels[i]), signature), None
     training = typed_parameters(
         MnistTraining,
         "mnist.training",
@@ -48,16 +67,26 @@ def _train(folder, stop_after=None, run_id=None, monitor="val_loss"):
         checkpoint_monitor=monitor,
     )
     model = keras.Sequential(
-        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(10)]
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dropout(dropout),
+            keras.layers.Dense(10),
+        ]
     )
     model = compile_model(model, training)
     probe = _StopAfter(stop_after)
     original = model.fit
     model.fit = lambda *a, **k: original(*a, **{**k, "callbacks": [*k["callbacks"], probe]})
     state = TrainingState(folder, run_id=run_id)
-    result = fit_with_best_checkpoint(
-        model, training, x, y, batch_size=16, validation_split=0.25, state=state
-    )
+    if as_dataset:
+        result = fit_with_best_checkpoint(
+            model, training, x, validation_data=validation, state=state
+        )
+    else:
+        result = fit_with_best_checkpoint(
+            model, training, x, y, batch_size=16, validation_split=0.25, state=state
+        )
     return result, probe.trained
 
 
@@ -248,3 +277,16 @@ def test_a_kill_before_an_epoch_is_committed_trains_it_again_and_logs_it_once(tm
         assert len(history["loss"]) == EPOCHS
     finally:
         reset_mlflow()
+
+
+@pytest.mark.parametrize("as_dataset", [False, True], ids=["arrays", "tf.data"])
+def test_a_resumed_training_computes_what_an_uninterrupted_one_does(tmp_path, as_dataset):
+    """Same batches in the same order (EpochOrder) and the same dropout masks (the
+    layers' random streams are in the record): the histories agree to float rounding."""
+    options = {"as_dataset": as_dataset, "dropout": 0.5}
+    (_, _, uninterrupted, _), _ = _train(tmp_path / "whole", **options)
+    _killed_after(tmp_path / "resumed", 2, **options)
+    (_, _, resumed, _), trained = _train(tmp_path / "resumed", **options)
+    assert trained == [3, 4]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(resumed[key], uninterrupted[key], rtol=1e-5, err_msg=key)

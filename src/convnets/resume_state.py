@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from convnets.errors import UserError
 
@@ -122,6 +123,7 @@ class ResumePoint:
     best_epoch: int | None
     best_value: float | None
     final: Path | None  # the model after the last epoch, once training finished
+    seed_states: list[list[int]] | None = None  # the layers' random streams
 
 
 class TrainingState:
@@ -203,6 +205,7 @@ class TrainingState:
         best_epoch: int | None,
         best_value: float | None,
         final: Path | None = None,
+        seed_states: list[list[int]] | None = None,
     ) -> None:
         """Record a finished epoch (or the finished training), then drop unnamed files."""
         names = {path.name: path for path in (weights, best, final) if path is not None}
@@ -218,6 +221,7 @@ class TrainingState:
                 "best_epoch": best_epoch,
                 "best_value": best_value,
                 "final": final.name if final else None,
+                "seed_states": seed_states or [],
                 "files": {name: file_entry(path) for name, path in names.items()},
             }
         )
@@ -278,7 +282,17 @@ class TrainingState:
                 epoch,
             )
             history = {key: values[:epoch] for key, values in _from_json(newest["history"]).items()}
-            return ResumePoint(epoch, history, best, best, epoch, newest.get("best_value"), None)
+            # The random streams of that epoch are not kept: they continue from the newest.
+            return ResumePoint(
+                epoch,
+                history,
+                best,
+                best,
+                epoch,
+                newest.get("best_value"),
+                None,
+                newest.get("seed_states"),
+            )
         raise self._lost(newest.get("weights") or RECORD)
 
     def _point(
@@ -311,6 +325,7 @@ class TrainingState:
             best_epoch,
             record.get("best_value"),
             final,
+            record.get("seed_states"),
         )
 
     def _lost(self, name: str) -> DamagedTrainingState:
@@ -412,6 +427,38 @@ class TrainingState:
         if self.run_id is not None:
             write_json_atomically(self.run, {"run_id": self.run_id})
         return None
+
+
+def _seed_variables(model: keras.Model) -> list[Any]:
+    """The state variables of the layers' ``SeedGenerator``s (dropout, augmentation), in
+    layer order: their names carry a counter of the process, their order does not.
+
+    ``save_weights`` leaves them out, so a resumed run would draw the random numbers
+    of epoch 1 again; the record keeps them.
+    """
+    found: dict[int, Any] = {}  # a model's variables include its layers': once each
+    for layer in model._flatten_layers():  # noqa: SLF001 - every nested layer
+        for variable in layer.variables:
+            if variable.path.endswith("seed_generator_state"):
+                found.setdefault(id(variable), variable)
+    return list(found.values())
+
+
+def seed_states(model: keras.Model) -> list[list[int]]:
+    """The layers' random-stream states, for the record."""
+    return [
+        [int(value) for value in keras.ops.convert_to_numpy(variable)]
+        for variable in _seed_variables(model)
+    ]
+
+
+def restore_seed_states(model: keras.Model, states: list[list[int]] | None) -> None:
+    """Put back the random-stream states a record kept (none for a record without them)."""
+    variables = _seed_variables(model)
+    if not states or len(states) != len(variables):
+        return
+    for variable, state in zip(variables, states, strict=True):
+        variable.assign(np.asarray(state, dtype=variable.dtype))
 
 
 def restore_weights(model: keras.Model, path: Path) -> None:

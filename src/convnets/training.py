@@ -17,6 +17,7 @@ from typing import Any
 
 import keras
 import mlflow
+import numpy as np
 import tensorflow as tf
 from mlflow.entities import Metric
 from rich import get_console
@@ -29,9 +30,11 @@ from convnets.resume_state import (
     NoSpaceLeft,
     ResumePoint,
     TrainingState,
+    restore_seed_states,
     restore_weights,
     save_model_atomically,
     save_weights_atomically,
+    seed_states,
     variables_bytes,
 )
 from convnets.scratch import ScratchDirectory
@@ -224,6 +227,85 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
             )
 
 
+class EpochOrder:
+    """The indices ``0..size-1`` in a new order each epoch, drawn from (seed, epoch) alone.
+
+    ``tf.data``'s reshuffling draws each epoch's order from how many epochs the process
+    has iterated, so a resumed run would see epoch 1's order again and train on other
+    batches than an uninterrupted run. Keras starts one iterator per epoch, in order;
+    ``start_at`` says which epoch the next one is (``fit_with_best_checkpoint`` calls
+    it). A dataset made with ``dataset`` carries its order as ``epoch_order``.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self._size, self._seed, self._next = size, seed, 0
+
+    def start_at(self, epoch: int) -> None:
+        self._next = epoch
+
+    def _orders(self) -> Iterator[np.ndarray]:
+        epoch, self._next = self._next, self._next + 1
+        yield np.random.default_rng([self._seed, epoch]).permutation(self._size)
+
+    def dataset(self) -> tf.data.Dataset:
+        """Single indices (int64), one epoch per iteration."""
+        orders = tf.data.Dataset.from_generator(
+            self._orders, output_signature=tf.TensorSpec((self._size,), tf.int64)
+        )
+        return orders.unbatch().apply(tf.data.experimental.assert_cardinality(self._size))
+
+
+def ordered_batches(
+    size: int,
+    batch_size: int,
+    seed: int | None,
+    read: Any,
+    output_signature: tuple[tf.TensorSpec, ...],
+) -> tf.data.Dataset:
+    """Batches of ``read(indices)`` (a NumPy function), in ``EpochOrder`` when ``seed``
+    is given, else in index order; read ahead of training (prefetch)."""
+    order = EpochOrder(size, seed) if seed is not None else None
+    indices = order.dataset() if order is not None else tf.data.Dataset.range(size)
+
+    def read_batch(batch: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        values = tf.numpy_function(read, [batch], [spec.dtype for spec in output_signature])
+        for value, spec in zip(values, output_signature, strict=True):
+            value.set_shape(spec.shape)
+        return tuple(values)
+
+    batches = (
+        indices.batch(batch_size)
+        .map(read_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    batches.epoch_order = order
+    return batches
+
+
+def _array_batches(
+    x: np.ndarray, y: np.ndarray, batch_size: int, validation_split: float, seed: int
+) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
+    """Arrays as Keras' ``fit`` takes them (the last ``validation_split`` held out, the
+    rest reshuffled each epoch), as ``EpochOrder`` batches so a resume sees the same."""
+    split_at = int(len(x) * (1.0 - validation_split)) if validation_split else len(x)
+
+    def spec(array: np.ndarray) -> tf.TensorSpec:
+        return tf.TensorSpec((None, *array.shape[1:]), tf.as_dtype(array.dtype))
+
+    signature = (spec(x), spec(y))
+    train = ordered_batches(split_at, batch_size, seed, lambda i: (x[i], y[i]), signature)
+    if split_at == len(x):
+        return train, None
+    held_out = ordered_batches(
+        len(x) - split_at,
+        batch_size,
+        None,
+        lambda i: (x[split_at + i], y[split_at + i]),
+        signature,
+    )
+    return train, held_out
+
+
 def peak_rss_mb() -> float | None:
     """The process's peak resident memory so far, in MiB; None where it cannot be read."""
     try:
@@ -353,7 +435,13 @@ class EpochCommit(keras.callbacks.Callback):
 
     def commit(self, final: Path | None = None) -> None:
         self._state.commit(
-            self.history, self.weights, self.best, self._best_epoch, self._best_value, final
+            self.history,
+            self.weights,
+            self.best,
+            self._best_epoch,
+            self._best_value,
+            final,
+            seed_states(self.model),
         )
 
 
@@ -675,6 +763,7 @@ def _fit_resumably(
         return (*_finished_training(state, resume, resumed_from), tags)
     if resume is not None and resume.weights is not None:
         restore_weights(model, resume.weights)
+        restore_seed_states(model, resume.seed_states)
     mode = monitor_mode(monitor)
     checkpoint = ValidatedCheckpoint(
         filepath=str(state.folder / "best-epoch-{epoch:04d}.keras"),
@@ -702,19 +791,20 @@ def _fit_resumably(
     callbacks += [progress, EpochLogger(every_epoch=validated_keys), commit]
     if state.run_id is not None:  # watch the run in the MLflow UI while it trains
         callbacks.append(MlflowEpochMetrics(state.run_id, previous))
+    if y is not None:
+        x, validation_data = _array_batches(x, y, batch_size, validation_split, training.seed)
+    initial_epoch = resume.epochs_done if resume else 0
+    if getattr(x, "epoch_order", None) is not None:
+        x.epoch_order.start_at(initial_epoch)
     try:
         model.fit(
             x,
-            y,
             epochs=epochs,
-            initial_epoch=resume.epochs_done if resume else 0,
-            batch_size=batch_size,
+            initial_epoch=initial_epoch,
             validation_data=validation_data,
-            validation_split=validation_split,
             validation_freq=training.validation_freq,
             callbacks=callbacks,
-            # A tf.data.Dataset is shuffled by its own pipeline; Keras warns otherwise.
-            shuffle=y is not None,
+            shuffle=False,  # the order is EpochOrder's
             verbose=0,
         )
     finally:

@@ -48,6 +48,7 @@ from convnets.training import (
     compile_model,
     distribution_scope,
     fit_with_best_checkpoint,
+    ordered_batches,
     peak_rss_mb,
     precision_policy,
 )
@@ -136,26 +137,17 @@ def _batches(images: ImageArrayFile, batch_size: int, seed: int | None) -> tf.da
     the pipeline and makes every prefetched batch four times larger
     (docs/benchmarks.md).
     """
-    order = tf.data.Dataset.range(len(images))
-    if seed is not None:
-        order = order.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
 
     def read(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return images.read(indices), images.labels[indices]
 
-    def read_batch(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        pixels, labels = tf.numpy_function(read, [indices], [tf.uint8, tf.int32])
-        pixels.set_shape((None, *images.shape))
-        labels.set_shape((None,))
-        return pixels, labels
-
     # Reading runs ahead of training (prefetch); the page cache keeps the file in RAM
     # when it fits, so no in-memory cache() is needed and memory stays bounded.
-    return (
-        order.batch(batch_size)
-        .map(read_batch, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
+    signature = (
+        tf.TensorSpec((None, *images.shape), tf.uint8),
+        tf.TensorSpec((None,), tf.int32),
     )
+    return ordered_batches(len(images), batch_size, seed, read, signature)
 
 
 def make_datasets(
@@ -168,8 +160,6 @@ def make_datasets(
     rather than float32 0.0-255.0, which the models' float32 input makes the same.
     """
     subsets = cache.subsets(image_input.image_size)
-    # The shuffling order depends on TensorFlow's global seed as well as the op seed.
-    keras.utils.set_random_seed(image_input.shuffle_seed)
     return tuple(
         _batches(
             subsets[subset_name],

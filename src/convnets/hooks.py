@@ -142,7 +142,7 @@ class TrainingStateHook:
 
 
 class ProjectMlflowHook(MlflowHook):
-    """kedro-mlflow's hook, with three additions; registered in ``settings.HOOKS`` in
+    """kedro-mlflow's hook, with additions; registered in ``settings.HOOKS`` in
     place of the plugin's own instance.
 
     - Typed parameters are logged by key, as dicts are: the plugin's ``before_node_run``
@@ -155,6 +155,9 @@ class ProjectMlflowHook(MlflowHook):
     - Each run is tagged with its process (host, pid, start time); a RUNNING run of
       this tracking store whose process on this host is gone (``kill -9``, power
       loss) is marked KILLED when the next run starts, with the reason as a tag.
+    - Before MLflow is first touched, a sqlite store is opened under a lock of its own
+      (``tracking_store_lock``) and checked (``check_tracking_store``,
+      ``check_artifact_location``); MLflow's HTTP retries are bounded.
     """
 
     LOG_ARTIFACT = "logs"
@@ -429,7 +432,7 @@ def tracking_store_lock(uri: str, timeout_s: float = STORE_LOCK_TIMEOUT_S) -> It
     """Hold ``<database>.lock`` next to a sqlite tracking store while it is created or
     upgraded: one process at a time runs MLflow's migrations on it."""
     path = _sqlite_path(uri)
-    if path is None or not os.access(path.parent if str(path.parent) else ".", os.W_OK):
+    if path is None or not os.access(path.parent, os.W_OK):
         yield  # a read-only folder: check_tracking_store says so
         return
     lock = FileLock(f"{path}.lock")
@@ -505,7 +508,7 @@ def _check_writable(path: Path) -> None:
     The file's own mode bits count too: root may write a file whatever its mode, but a
     file made read-only was meant to stay unchanged.
     """
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent
     if path.is_file():
         mode = path.stat().st_mode
         if not os.access(path, os.W_OK) or not mode & stat.S_IWUSR:

@@ -297,3 +297,85 @@ def test_a_full_disk_ends_the_run_failed_with_the_space_to_free_and_it_resumes(
     finished = next(run for run in runs(kedro_project) if run.info.status == "FINISHED")
     assert finished.info.run_name == "mnist (resumed after epoch 1)"
     assert finished.data.tags["resumed_from_run_id"] == failed.info.run_id
+
+
+def _raised(error: BaseException, wrap: BaseException) -> BaseException:
+    """``wrap`` raised while handling ``error``, as a node or a hook would."""
+    try:
+        try:
+            raise error
+        except BaseException:
+            raise wrap  # noqa: B904 - __context__, not __cause__, as in MLflow's own code
+    except BaseException as raised:
+        return raised
+
+
+def test_a_tracking_server_that_stays_down_gets_one_message_naming_the_resume_state(
+    tmp_path, monkeypatch
+):
+    import socket  # noqa: PLC0415
+
+    from convnets.cli import _environment_failure  # noqa: PLC0415
+    from convnets.hooks import MLFLOW_HTTP_DEFAULTS, bound_mlflow_http_retries  # noqa: PLC0415
+
+    for name in MLFLOW_HTTP_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    bound_mlflow_http_retries()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        server = f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens there
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: server)
+    try:
+        mlflow.MlflowClient(tracking_uri=server).log_metric("0" * 32, "loss", 1.0)
+    except mlflow.exceptions.MlflowException as down:
+        failure = _raised(down, RuntimeError("a callback failed"))
+    message = _environment_failure(failure, tmp_path, ["mnist"], None)
+    assert message.startswith(f"The MLflow tracking server {server} did not answer")
+    assert "resume state (data/06_models/mnist/training_state)" in message
+    assert "run the same command again to log them" in message
+    # Another host that does not answer is not the tracking server.
+    requests = pytest.importorskip("requests")
+    other = requests.exceptions.ConnectionError("refused")
+    other.request = requests.Request("GET", "http://example.invalid/data.zip").prepare()
+    assert _environment_failure(_raised(other, RuntimeError("x")), tmp_path, [], None) is None
+    assert _environment_failure(RuntimeError("a bug"), tmp_path, [], None) is None
+
+
+def test_a_full_disk_gets_one_message_naming_the_file(tmp_path, monkeypatch):
+    import errno  # noqa: PLC0415
+    import sqlite3  # noqa: PLC0415
+
+    from convnets.cli import _environment_failure  # noqa: PLC0415
+
+    full = OSError(errno.ENOSPC, "No space left on device", "data/06_models/mnist/x.keras")
+    message = _environment_failure(_raised(full, ValueError("save failed")), tmp_path, [], None)
+    assert message == (
+        "No space left on device (data/06_models/mnist/x.keras): free space and run the "
+        "same command again; the run resumes where it stopped."
+    )
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: "sqlite:////p/mlflow.db")
+    sqlite_full = mlflow.exceptions.MlflowException("(sqlite3.OperationalError) ...")
+    sqlite_full.__cause__ = sqlite3.OperationalError("database or disk is full")
+    message = _environment_failure(sqlite_full, tmp_path, [], None)
+    assert message.startswith("No space left on device (/p/mlflow.db): free space")
+
+
+def test_a_run_that_fills_the_disk_ends_with_one_message(kedro_project):
+    full = kedro_project / "full"
+    full.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(full)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:  # the resume state goes to a disk too small for a checkpoint
+        params = f"--params=mnist.training.epochs=2,training_state_root={full}"
+        result = kedro(kedro_project, "run", "--pipelines=mnist", params)
+    finally:
+        subprocess.run(["umount", "--lazy", str(full)], check=False)
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Error: No space left on device" in result.stderr
+    assert "run the same command again; training starts at epoch 1" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

@@ -1,15 +1,18 @@
 """The project's hooks: parameters checked before the first node; orphan runs closed."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import pytest
 from omegaconf import OmegaConf
 
+from convnets.hooks import PID_TAG
 from convnets.parameters import ParameterError
 from tests.pipelines.test_end_to_end import TINY_CATDOG, _run
 
@@ -231,3 +234,162 @@ def test_a_locked_tracking_database_is_named(kedro_project):
         holder.kill()
         holder.wait()
     check_tracking_store(f"sqlite:///{database}", timeout_s=0.5)  # free again
+
+
+def _kedro_cli_process(project, *args: str) -> subprocess.Popen:
+    """``kedro run`` as a user starts it (the project's CLI), without creating the store."""
+    kedro = str(Path(sys.executable).with_name("kedro"))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    env.update(KEDRO_DISABLE_TELEMETRY="1", TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen(
+        [kedro, "run", *args],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_two_first_runs_at_once_make_one_store_and_the_second_is_refused(kedro_project):
+    from convnets.project_lock import LOCK_NAME  # noqa: PLC0415
+
+    assert not (kedro_project / "mlflow.db").exists()
+    args = ("--pipelines=mnist", "--params=mnist.training.epochs=100000")
+    processes = [_kedro_cli_process(kedro_project, *args) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 240
+        while all(process.poll() is None for process in processes):
+            assert time.monotonic() < deadline, "neither run ended"
+            time.sleep(0.2)
+        ended = [process for process in processes if process.poll() is not None]
+        if len(ended) == 2:  # both ended: show why
+            raise AssertionError([process.communicate()[0][-3000:] for process in ended])
+        (refused,) = ended
+        (running,) = [process for process in processes if process is not refused]
+        output = refused.communicate(timeout=30)[0]
+        assert refused.returncode == 2, output[-3000:]
+        assert f"Another run (pid {running.pid} " in output and LOCK_NAME in output, output
+        assert "Traceback" not in output and "already exists" not in output, output
+        time.sleep(1)
+        assert running.poll() is None  # the first run goes on
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.communicate(timeout=120)
+    assert running.returncode == 143  # stopped cleanly by SIGTERM
+    # One working store, with the one run that ran.
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{kedro_project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("convnets")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "KILLED" and run.data.tags[PID_TAG] == str(running.pid)
+    client.set_terminated(client.create_run(experiment.experiment_id).info.run_id)
+
+
+def _new_store(database) -> None:
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{database}").search_experiments()
+
+
+def test_a_half_migrated_tracking_database_is_named_with_what_to_do(tmp_path):
+    import sqlite3  # noqa: PLC0415
+
+    from convnets.hooks import TrackingStoreError, check_tracking_store  # noqa: PLC0415
+
+    leftover, unstamped = tmp_path / "leftover.db", tmp_path / "unstamped.db"
+    for database in (leftover, unstamped):
+        _new_store(database)
+    with sqlite3.connect(leftover) as db:  # what an interrupted migration leaves
+        db.execute("CREATE TABLE _alembic_tmp_latest_metrics (key VARCHAR(250))")
+    with sqlite3.connect(unstamped) as db:
+        db.execute("DROP TABLE alembic_version")
+    with pytest.raises(TrackingStoreError, match=r"_alembic_tmp_latest_metrics.*mv .*\.broken"):
+        check_tracking_store(f"sqlite:///{leftover}")
+    with pytest.raises(TrackingStoreError, match=r"unstamped\.db is half-created .*alembic"):
+        check_tracking_store(f"sqlite:///{unstamped}")
+
+
+def test_a_read_only_tracking_database_is_named_with_what_to_do(tmp_path):
+    from convnets.hooks import TrackingStoreError, check_tracking_store  # noqa: PLC0415
+
+    database = tmp_path / "mlflow.db"
+    _new_store(database)
+    database.chmod(0o444)  # root could still write it: the mode bits are what count
+    with pytest.raises(TrackingStoreError, match=rf"{database} cannot be written.*chmod u\+w"):
+        check_tracking_store(f"sqlite:///{database}")
+    database.chmod(0o644)
+    check_tracking_store(f"sqlite:///{database}")
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder on a tmpfs remounted read-only, with a tracking database in it."""
+    folder = tmp_path / "mount"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        # Made outside: MLflow keeps its database open, and a busy mount stays writable.
+        _new_store(tmp_path / "mlflow.db")
+        shutil.copy(tmp_path / "mlflow.db", folder / "mlflow.db")
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        yield folder
+    finally:
+        # Lazy: a database this process still holds open keeps the mount busy.
+        subprocess.run(["umount", "--lazy", str(folder)], check=False)
+
+
+def test_a_tracking_database_on_a_read_only_mount_is_named_with_what_to_do(read_only_folder):
+    from convnets.hooks import TrackingStoreError, check_tracking_store  # noqa: PLC0415
+
+    database = read_only_folder / "mlflow.db"
+    with pytest.raises(TrackingStoreError, match=rf"{database} cannot be written.*chmod u\+w"):
+        check_tracking_store(f"sqlite:///{database}")
+
+
+def test_a_copied_project_does_not_write_into_the_original(kedro_project, tmp_path, monkeypatch):
+    from convnets.hooks import TrackingStoreError, check_artifact_location  # noqa: PLC0415
+
+    uri = f"sqlite:///{kedro_project / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    client.create_experiment("convnets")  # from the project root, as a run makes it
+    experiment = client.get_experiment_by_name("convnets")
+    assert experiment.artifact_location == str(kedro_project / "mlruns" / "1")
+    check_artifact_location(uri, experiment, kedro_project)  # the original is fine
+
+    copy = tmp_path / "copy"
+    shutil.copytree(kedro_project, copy)
+    monkeypatch.chdir(copy)
+    with pytest.raises(TrackingStoreError) as error:
+        _run(copy, "mnist", {"mnist.training.epochs": 1})
+    message = str(error.value)
+    assert f"another project folder, {kedro_project}:" in message
+    assert f"({copy})" in message and f"mv {copy / 'mlflow.db'} " in message
+    assert not (kedro_project / "mlruns" / "1").exists()
+    assert not (copy / "data" / "06_models" / "mnist").exists()
+
+
+def test_mlflow_http_calls_to_a_server_that_is_down_give_up_within_seconds(monkeypatch):
+    import socket  # noqa: PLC0415
+
+    from convnets.hooks import MLFLOW_HTTP_DEFAULTS, bound_mlflow_http_retries  # noqa: PLC0415
+
+    for name in MLFLOW_HTTP_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "7")  # a user's own value
+    bound_mlflow_http_retries()
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(mlflow.exceptions.MlflowException, match="Max retries exceeded"):
+        mlflow.MlflowClient(tracking_uri=f"http://127.0.0.1:{port}").search_experiments()
+    assert time.monotonic() - started < 15  # MLflow's own defaults: minutes

@@ -67,6 +67,91 @@ def _expected(error: BaseException) -> BaseException | None:
     return None
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception it was raised from or while handling."""
+    found: list[BaseException] = []
+    pending = [error]
+    while pending:
+        link = pending.pop(0)
+        if link is None or any(link is seen for seen in found):
+            continue
+        found.append(link)
+        pending += [link.__cause__, link.__context__]
+    return found
+
+
+def _tracking_uri() -> str:
+    if "mlflow" not in sys.modules:
+        return ""
+    import mlflow  # noqa: PLC0415
+
+    return mlflow.get_tracking_uri() or ""
+
+
+def _data_root(project_path: Path, env: str | None) -> str:
+    """``data_root`` of conf/<env>/globals.yml, else conf/base's, else ``data``."""
+    import yaml  # noqa: PLC0415
+
+    for folder in (env or "local", "base"):
+        try:
+            values = yaml.safe_load((project_path / "conf" / folder / "globals.yml").read_text())
+            return str(values["data_root"])
+        except (OSError, yaml.YAMLError, TypeError, KeyError):
+            continue
+    return "data"
+
+
+def _unreachable_server(link: BaseException, server: str) -> bool:
+    """An HTTP call to the tracking server that got no answer, once MLflow's retries
+    were spent (``MlflowException("API request to <url> failed ...")`` or requests')."""
+    if type(link).__name__ == "MlflowException":
+        return str(link).startswith(f"API request to {server}")
+    requests = sys.modules.get("requests")
+    if requests is None or not isinstance(
+        link, requests.exceptions.ConnectionError | requests.exceptions.Timeout
+    ):
+        return False
+    url = getattr(getattr(link, "request", None), "url", None) or ""
+    return not url or url.startswith(server)
+
+
+def _environment_failure(
+    error: BaseException, project_path: Path, pipelines: list[str], env: str | None
+) -> str | None:
+    """One message for a fault of the machine, not of the project, anywhere in
+    ``error``'s chain: a full disk, a tracking server that does not answer."""
+    import errno  # noqa: PLC0415
+
+    chain = _chain(error)
+    tracking = _tracking_uri()
+    for link in chain:
+        full = isinstance(link, OSError) and link.errno == errno.ENOSPC
+        if full or "database or disk is full" in str(link):
+            if full:
+                where = link.filename
+            else:  # sqlite's own words: the tracking database's disk
+                where = tracking.removeprefix("sqlite:///") if "sqlite:" in tracking else None
+            return (
+                f"No space left on device{f' ({where})' if where else ''}: free space and "
+                "run the same command again; the run resumes where it stopped."
+            )
+    server = tracking.rstrip("/")
+    if server.startswith(("http://", "https://")) and any(
+        _unreachable_server(link, server) for link in chain
+    ):
+        root = _data_root(project_path, env)
+        states = ", ".join(
+            f"{root}/06_models/{name}/training_state" for name in pipelines or ["<pipeline>"]
+        )
+        return (
+            f"The MLflow tracking server {server} did not answer (after MLflow's retries), "
+            f"so the run stopped. The trained models are kept in the resume state "
+            f"({states}): once the server is back (scripts/mlflow-server.sh start), run "
+            f"the same command again to log them: {_command_line()}"
+        )
+    return None
+
+
 def _message(error: BaseException, top: BaseException) -> str:
     text = str(error)
     if isinstance(top, DatasetError) and error is not top and text in str(top):
@@ -138,10 +223,15 @@ def _run(verbose: bool, **kwargs: Any) -> Any:
     except Exception as error:
         _end_mlflow_runs("FAILED")  # MLflow's exit handler would say FINISHED
         cause = _expected(error)
-        if cause is None or verbose:
+        if cause is not None:
+            message = _message(cause, error)
+        else:
+            pipelines = list(kwargs.get("pipelines") or [])
+            message = _environment_failure(error, project_path, pipelines, kwargs.get("env"))
+        if message is None or verbose:
             raise
         logger.debug("Stopped by an expected error", exc_info=error)
-        click.secho(f"Error: {_message(cause, error)}", fg="red", err=True)
+        click.secho(f"Error: {message}", fg="red", err=True)
         click.secho("(the traceback: add --verbose)", fg="bright_black", err=True)
         sys.exit(EXIT_USER_ERROR)
     finally:

@@ -7,18 +7,22 @@ import os
 import shutil
 import socket
 import sqlite3
+import stat
 import warnings
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import psutil
+from filelock import FileLock, Timeout
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
+from mlflow.entities import Experiment
 from pydantic import BaseModel
 
 with warnings.catch_warnings(record=True):
@@ -142,7 +146,7 @@ class TrainingStateHook:
 
 
 class ProjectMlflowHook(MlflowHook):
-    """kedro-mlflow's hook, with three additions; registered in ``settings.HOOKS`` in
+    """kedro-mlflow's hook, with additions; registered in ``settings.HOOKS`` in
     place of the plugin's own instance.
 
     - Typed parameters are logged by key, as dicts are: the plugin's ``before_node_run``
@@ -155,6 +159,9 @@ class ProjectMlflowHook(MlflowHook):
     - Each run is tagged with its process (host, pid, start time); a RUNNING run of
       this tracking store whose process on this host is gone (``kill -9``, power
       loss) is marked KILLED when the next run starts, with the reason as a tag.
+    - Before MLflow is first touched, a sqlite store is opened under a lock of its own
+      (``tracking_store_lock``) and checked (``check_tracking_store``,
+      ``check_artifact_location``); MLflow's HTTP retries are bounded.
     """
 
     LOG_ARTIFACT = "logs"
@@ -173,10 +180,15 @@ class ProjectMlflowHook(MlflowHook):
         if uri:
             server["mlflow_tracking_uri"] = uri
             conf["server"] = server
-        check_tracking_store(uri)
         tracking = dict(conf.get("tracking") or {})
-        if uri:
-            create_experiment_once(uri, tracking.get("experiment") or {})
+        bound_mlflow_http_retries()
+        # The first MLflow client on a new sqlite file runs MLflow's migrations: two
+        # first runs at once would both create its tables and could leave it broken.
+        with tracking_store_lock(uri):
+            check_tracking_store(uri)
+            if uri:
+                experiment = create_experiment_once(uri, tracking.get("experiment") or {})
+                check_artifact_location(uri, experiment, context.project_path)
         self._system_metrics = bool(tracking.pop("system_metrics", False))
         if conf:
             loader["mlflow"] = {**conf, "tracking": tracking}  # the plugin reads this copy
@@ -353,8 +365,9 @@ def close_orphan_runs(client: mlflow.MlflowClient) -> list[str]:
     return closed
 
 
-def create_experiment_once(uri: str, experiment: dict[str, Any]) -> None:
-    """Create the experiment, tolerating another run that creates it at the same time.
+def create_experiment_once(uri: str, experiment: dict[str, Any]) -> Experiment | None:
+    """Create the experiment, tolerating another run that creates it at the same time;
+    returns it.
 
     The plugin looks the experiment up and then creates it: two first runs on one
     store (a shared server) both try, and the second failed on the unique name.
@@ -371,7 +384,7 @@ def create_experiment_once(uri: str, experiment: dict[str, Any]) -> None:
                 )
             except mlflow.exceptions.MlflowException as exc:  # a store we may not edit
                 logger.warning("Could not tag experiment %s: %s", name, exc)
-        return  # a deleted one is restored by kedro-mlflow
+        return existing  # a deleted one is restored by kedro-mlflow
     options = experiment.get("create_experiment_kwargs") or {}
     tags = {**(options.get("tags") or {}), EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
     try:
@@ -381,34 +394,106 @@ def create_experiment_once(uri: str, experiment: dict[str, Any]) -> None:
     except mlflow.exceptions.MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
+    return client.get_experiment_by_name(name)
 
 
 class TrackingStoreError(UserError, RuntimeError):
     """The MLflow tracking database cannot be used; the message says what to do."""
 
 
+# MLflow's own defaults retry each HTTP call 7 times with a backoff factor of 2 and a
+# 120 s timeout: minutes per call when the tracking server is down. A user's own
+# environment values win.
+MLFLOW_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+STORE_LOCK_TIMEOUT_S = 300.0
+
+
+def bound_mlflow_http_retries() -> None:
+    """Bound how long one MLflow call to a tracking server retries (``MLFLOW_HTTP_DEFAULTS``).
+
+    MLflow reads them at each call (its cached HTTP session is keyed by their values).
+    """
+    for name, value in MLFLOW_HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").partition("?")[0]
+    if path in ("", ":memory:") or path.startswith(":"):
+        return None
+    return Path(path)  # relative to the working directory
+
+
+@contextmanager
+def tracking_store_lock(uri: str, timeout_s: float = STORE_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold ``<database>.lock`` next to a sqlite tracking store while it is created or
+    upgraded: one process at a time runs MLflow's migrations on it."""
+    path = _sqlite_path(uri)
+    if path is None or not os.access(path.parent, os.W_OK):
+        yield  # a read-only folder: check_tracking_store says so
+        return
+    lock = FileLock(f"{path}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logger.info(
+            "Waiting (up to %.0f s) for another process that opens the MLflow tracking "
+            "database %s (it holds %s.lock)",
+            timeout_s,
+            path.resolve(),
+            path.name,
+        )
+        try:
+            lock.acquire(timeout=timeout_s)
+        except Timeout:
+            raise TrackingStoreError(
+                f"Another process held {path.resolve()}.lock for {timeout_s:.0f} s while "
+                f"creating or upgrading the MLflow tracking database {path.resolve()}. Wait "
+                "for it to finish (another kedro run, mlflow ui), then run again."
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def check_tracking_store(uri: str, timeout_s: float = 5.0) -> None:
     """Fail early, naming it, when the tracking store cannot be used.
 
-    A sqlite file that is damaged or locked: MLflow's own error ("file is not a
-    database", "database is locked") comes from deep in SQLAlchemy without the file's
-    name. A tracking server that does not answer: MLflow's HTTP client would retry for
-    minutes before the first node.
+    A sqlite file that is damaged, half-migrated, read-only or locked: MLflow's own
+    error ("file is not a database", "table _alembic_tmp_... already exists", "attempt
+    to write a readonly database") comes from deep in SQLAlchemy without the file's
+    name. A tracking server that does not answer: MLflow's HTTP client would retry
+    before the first node.
     """
     if uri.startswith(("http://", "https://")):
         _check_tracking_server(uri, timeout_s)
         return
-    if not uri.startswith("sqlite:///"):
+    path = _sqlite_path(uri)
+    if path is None:
         return
-    path = Path(uri.removeprefix("sqlite:///"))  # relative to the working directory
+    _check_writable(path)
     if not path.is_file():
         return  # MLflow creates it
     try:
         with closing(sqlite3.connect(path, timeout=timeout_s)) as database:
             database.execute("PRAGMA schema_version").fetchone()
+            tables = {
+                name
+                for (name,) in database.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            _check_migrated(path, tables)
             database.execute("BEGIN IMMEDIATE")  # a run must be able to write
             database.rollback()
     except sqlite3.OperationalError as exc:
+        if "readonly" in str(exc):
+            raise _read_only_store(path, path) from exc
         if "locked" not in str(exc):
             raise _unreadable_store(path, exc) from exc
         raise TrackingStoreError(
@@ -418,6 +503,94 @@ def check_tracking_store(uri: str, timeout_s: float = 5.0) -> None:
         ) from exc
     except sqlite3.DatabaseError as exc:
         raise _unreadable_store(path, exc) from exc
+
+
+def _check_writable(path: Path) -> None:
+    """A read-only file or folder: sqlite writes the file and a journal beside it.
+
+    The file's own mode bits count too: root may write a file whatever its mode, but a
+    file made read-only was meant to stay unchanged.
+    """
+    folder = path.parent
+    if path.is_file():
+        mode = path.stat().st_mode
+        if not os.access(path, os.W_OK) or not mode & stat.S_IWUSR:
+            raise _read_only_store(path, path)
+    if folder.is_dir() and not os.access(folder, os.W_OK):
+        raise _read_only_store(path, folder)
+
+
+def _read_only_store(path: Path, read_only: Path) -> TrackingStoreError:
+    if read_only == path:
+        fix = f"make it writable (chmod u+w {path.resolve()})"
+    else:
+        fix = (
+            f"its folder {read_only.resolve()} is read-only (a read-only mount or "
+            f"permissions): make it writable (chmod u+w {read_only.resolve()}) or move the "
+            "project to a writable folder"
+        )
+    return TrackingStoreError(
+        f"The MLflow tracking database {path.resolve()} cannot be written: {fix}, then run "
+        "again; or point server.mlflow_tracking_uri in conf/<env>/mlflow.yml at another store."
+    )
+
+
+def _check_migrated(path: Path, tables: set[str]) -> None:
+    """MLflow's schema migrations stopped half-way (a process killed while creating or
+    upgrading the store): MLflow fails on it at every start."""
+    leftovers = sorted(name for name in tables if name.startswith("_alembic_tmp_"))
+    if not leftovers and (not tables or "alembic_version" in tables):
+        return
+    what = f"table {leftovers[0]}" if leftovers else "no alembic_version table"
+    raise TrackingStoreError(
+        f"The MLflow tracking database {path.resolve()} is half-created or half-upgraded "
+        f"({what}: MLflow's schema migration was interrupted), and MLflow cannot use it. "
+        f"Move it aside to start a new one (mv {path.resolve()} {path.resolve()}.broken); "
+        "its runs stay readable there with sqlite3."
+    )
+
+
+def check_artifact_location(uri: str, experiment: Experiment | None, project_path: Path) -> None:
+    """Refuse a store copied (or moved) from another project folder.
+
+    A sqlite store records each experiment's artifact location as an absolute path:
+    in a copy of a project, runs would write their models into the original folder's
+    ``mlruns/``.
+    """
+    import urllib.parse  # noqa: PLC0415
+
+    path = _sqlite_path(uri)
+    if path is None or experiment is None:
+        return
+    root = Path(project_path).resolve()
+    if not path.resolve().is_relative_to(root):
+        return  # a store outside the project is shared on purpose
+    location = experiment.artifact_location or ""
+    parsed = urllib.parse.urlparse(location)
+    if parsed.scheme == "file":
+        artifacts = Path(urllib.parse.unquote(parsed.path))
+    elif parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
+        artifacts = Path(location)
+    else:
+        return  # s3://, mlflow-artifacts:/ ...: not a folder of a project
+    if not artifacts.is_absolute():
+        return
+    artifacts = artifacts.resolve()
+    origin = artifacts.parent.parent
+    default_of_origin = (
+        artifacts.name == experiment.experiment_id and artifacts.parent.name == "mlruns"
+    )
+    if not default_of_origin or artifacts.is_relative_to(root):
+        return
+    database = path.resolve()
+    raise TrackingStoreError(
+        f"The MLflow tracking database {database} was made in another project folder, "
+        f"{origin}: its experiment {experiment.name!r} keeps its artifacts in {artifacts}, "
+        f"so the runs of this folder ({root}) would write their models there. This folder "
+        f"is a copy (or a move) of {origin}. To give it a store of its own, move its "
+        f"database aside (mv {database} {database}.from-{origin.name}): the next run starts "
+        f"a new one. To keep one history, run from {origin} instead (copy your changes back)."
+    )
 
 
 def _unreadable_store(path: Path, exc: Exception) -> TrackingStoreError:

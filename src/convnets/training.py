@@ -378,7 +378,8 @@ class DiskSpaceGuard(keras.callbacks.Callback):
                 f"No space left on device for the resume state in {self._state.folder}: "
                 f"saving epoch {epoch + 1} needs about {needed / 2**20:.0f} MB and "
                 f"{free / 2**20:.0f} MB are free. Free {(needed - free) / 2**20:.0f} MB or "
-                f"more and run the same command again; training resumes after epoch {epoch}."
+                "more and run the same command again; training "
+                + (f"resumes after epoch {epoch}." if epoch else "starts at epoch 1.")
             )
 
 

@@ -208,3 +208,75 @@ def test_two_projects_track_to_one_sqlite_file_at_once(tmp_path):
     mlflow.MlflowClient(tracking_uri=f"sqlite:///{shared}").search_experiments()
     _run_two_projects_at_once(projects, env=None)
     _assert_two_complete_runs(f"sqlite:///{shared}", prefix="two-projects")
+
+
+def _kedro_run(project: Path, *args: str) -> subprocess.Popen:
+    """``kedro run`` as a user starts it: no MLFLOW_ settings of the test's own."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    # Wide: rich would wrap the log lines this test looks for.
+    env.update(KEDRO_DISABLE_TELEMETRY="1", TF_CPP_MIN_LOG_LEVEL="3", COLUMNS="400")
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("kedro")), "run", *args],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _read_until(process: subprocess.Popen, text: str, seen: list[str]) -> None:
+    for line in process.stdout:
+        seen.append(line)
+        if text in line:
+            return
+    raise AssertionError(f"ended before {text!r}:\n" + "".join(seen)[-3000:])
+
+
+def test_a_server_that_dies_mid_training_and_stays_down(tracking_server, kedro_project):
+    """Last in this module: it kills the module's MLflow server, then starts it again."""
+    import signal  # noqa: PLC0415
+
+    uri, env = tracking_server
+    _point_server_env_at(kedro_project, uri)
+    command = ("--pipelines=mnist", "--env=server", "--params=mnist.training.epochs=6")
+    process = _kedro_run(kedro_project, *command)
+    seen: list[str] = []
+    try:
+        _read_until(process, "Epoch 2/6", seen)  # epoch 1 is logged to the server
+        group = int((Path(env["CONVNETS_SERVER_DIR"]) / "mlflow.pid").read_text())
+        os.killpg(group, signal.SIGKILL)  # the server dies; PostgreSQL stays
+        killed = time.monotonic()
+        seen.append(process.communicate(timeout=600)[0])
+        took = time.monotonic() - killed
+    finally:
+        if process.poll() is None:
+            process.kill()
+        subprocess.run([str(SCRIPT), "start"], env=env, check=True, timeout=240)
+    output = "".join(seen)
+    # Training went on, each MLflow call giving up within seconds (MLflow's own
+    # retries took minutes per call): then one message, and the models kept.
+    assert process.returncode == 2, output[-3000:]
+    assert took < 150, output[-3000:]
+    assert "Could not log epoch metrics to MLflow (training goes on)" in output
+    assert f"The MLflow tracking server {uri} did not answer" in output, output[-3000:]
+    assert "resume state (data/06_models/mnist/training_state)" in output
+    assert "Traceback" not in output
+    state = kedro_project / "data" / "06_models" / "mnist" / "training_state"
+    assert len((state / "history.csv").read_text().splitlines()) - 1 == 6
+
+    # The server is back: the same command logs the kept models without training again.
+    again = _kedro_run(kedro_project, *command)
+    output = again.communicate(timeout=600)[0]
+    assert again.returncode == 0, output[-3000:]
+    assert "after epoch 6 of 6" in output, output[-3000:]
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name("convnets")
+    # The module's server holds the runs of the tests before this one too.
+    mnist = client.search_runs([experiment.experiment_id], filter_string="tags.pipeline = 'mnist'")
+    # The first could not end its run on a dead server: the second marked it KILLED.
+    assert sorted(run.info.status for run in mnist) == ["FINISHED", "KILLED"]
+    finished = [run for run in mnist if run.info.status == "FINISHED"]
+    versions = client.search_model_versions("name = 'convnets-mnist'")
+    assert [version.run_id for version in versions] == [finished[0].info.run_id]
+    assert not state.exists()  # released once everything was logged

@@ -379,3 +379,66 @@ def test_a_run_that_fills_the_disk_ends_with_one_message(kedro_project):
     assert "Error: No space left on device" in result.stderr
     assert "run the same command again; training starts at epoch 1" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "folder, tags, size",
+    [("02_intermediate", "ingestion", "8k"), ("03_primary", "ingestion,preprocessing", "64k")],
+    ids=["split", "decoded-cache"],
+)
+def test_a_full_disk_while_the_split_or_the_cache_is_written_says_so_and_leaves_nothing(
+    kedro_project, folder, tags, size
+):
+    tiny_conf(kedro_project)
+    disk = kedro_project / "data" / folder
+    disk.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        command = ("run", "--pipelines=catdog", f"--tags={tags}")
+        full = kedro(kedro_project, *command)
+        assert full.returncode == 2, full.stdout[-3000:] + full.stderr[-3000:]
+        assert "No space left on device" in full.stderr
+        assert "Traceback" not in full.stdout + full.stderr
+        left = [path.name for path in disk.rglob("*") if "staging" in path.name]
+        assert left == []  # the half-written folder went with the failed write
+        subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+        again = kedro(kedro_project, *command)
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    finally:
+        subprocess.run(["umount", "--lazy", str(disk)], check=False)
+
+
+def test_a_full_disk_while_models_are_logged_keeps_the_training_for_the_next_run(kedro_project):
+    artifacts = kedro_project / "mlruns"  # where the MLflow run's files go
+    artifacts.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(artifacts)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        command = ("run", "--pipelines=mnist", "--params=mnist.training.epochs=2")
+        full = kedro(kedro_project, *command)
+        assert full.returncode == 2, full.stdout[-3000:] + full.stderr[-3000:]
+        assert "No space left on device" in full.stderr
+        assert "Traceback" not in full.stdout + full.stderr
+        (failed,) = runs(kedro_project)
+        assert failed.info.status == "FAILED"  # not left RUNNING
+        state = kedro_project / "data" / "06_models" / "mnist" / "training_state"
+        assert (state / "final.keras").is_file()  # the training is kept
+        subprocess.run(["mount", "-o", "remount,size=64m", str(artifacts)], check=True)
+        again = kedro(kedro_project, *command)
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+        assert "Training finished earlier" in again.stdout and "Epoch 1/2" not in again.stdout
+    finally:
+        subprocess.run(["umount", "--lazy", str(artifacts)], check=False)

@@ -449,7 +449,7 @@ class EpochCommit(keras.callbacks.Callback):
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """``EarlyStopping`` that continues counting from the history of a resumed run.
 
-    ``BackupAndRestore`` restores weights, optimizer and epoch but not this callback's
+    The resume state restores weights, optimizer and epoch but not this callback's
     count of evaluations without improvement, so a resumed run would stop later than
     an uninterrupted one. The count and the best value are rebuilt from the history.
     Epochs without the monitored value (between validations) are not counted.

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
+import subprocess
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,31 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` (``3m``, ``64k``) on ``folder``, made if missing; the test
+    is skipped where mounting is not permitted (root can)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        # Lazy: a file a process still holds open keeps the mount busy.
+        subprocess.run(["umount", "--lazy", str(folder)], check=False)
+
+
+def remount(folder: Path, options: str) -> None:
+    """Change a ``tmpfs`` mount: ``size=32m`` (space freed), ``ro``."""
+    subprocess.run(["mount", "-o", f"remount,{options}", str(folder)], check=True)
 
 
 def jpeg_bytes(seed: int, size: int = 24, mode: str = "RGB") -> bytes:

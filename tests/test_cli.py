@@ -15,7 +15,7 @@ import mlflow
 import pytest
 import yaml
 
-from tests.conftest import reset_mlflow
+from tests.conftest import remount, reset_mlflow, tmpfs
 
 pytestmark = pytest.mark.slow
 
@@ -254,20 +254,8 @@ def test_serving_an_unknown_model_says_so_in_one_line_with_the_registered_names(
 @pytest.fixture
 def small_disk(tmp_path):
     """A real tmpfs of 3 MiB: room for one epoch's files of the MNIST convnet, not two."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "small-disk", "3m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_ends_the_run_failed_with_the_space_to_free_and_it_resumes(
@@ -290,7 +278,7 @@ def test_a_full_disk_ends_the_run_failed_with_the_space_to_free_and_it_resumes(
     assert record["epochs_done"] == 1  # the saved epoch survived the full disk
     assert not list(state.glob(".*partial*"))  # nothing half-written left
 
-    subprocess.run(["mount", "-o", "remount,size=32m", str(small_disk)], check=True)
+    remount(small_disk, "size=32m")
     again = kedro(kedro_project, *command)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "Epoch 1/3" not in again.stdout and "Epoch 2/3" in again.stdout  # not trained twice
@@ -361,20 +349,10 @@ def test_a_full_disk_gets_one_message_naming_the_file(tmp_path, monkeypatch):
 
 
 def test_a_run_that_fills_the_disk_ends_with_one_message(kedro_project):
-    full = kedro_project / "full"
-    full.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(full)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:  # the resume state goes to a disk too small for a checkpoint
+    # The resume state goes to a disk too small for a checkpoint.
+    with tmpfs(kedro_project / "full", "32k") as full:
         params = f"--params=mnist.training.epochs=2,training_state_root={full}"
         result = kedro(kedro_project, "run", "--pipelines=mnist", params)
-    finally:
-        subprocess.run(["umount", "--lazy", str(full)], check=False)
     assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Error: No space left on device" in result.stderr
     assert "run the same command again; training starts at epoch 1" in result.stderr
@@ -390,17 +368,7 @@ def test_a_full_disk_while_the_split_or_the_cache_is_written_says_so_and_leaves_
     kedro_project, folder, tags, size
 ):
     tiny_conf(kedro_project)
-    disk = kedro_project / "data" / folder
-    disk.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with tmpfs(kedro_project / "data" / folder, size) as disk:
         command = ("run", "--pipelines=catdog", f"--tags={tags}")
         full = kedro(kedro_project, *command)
         assert full.returncode == 2, full.stdout[-3000:] + full.stderr[-3000:]
@@ -408,25 +376,14 @@ def test_a_full_disk_while_the_split_or_the_cache_is_written_says_so_and_leaves_
         assert "Traceback" not in full.stdout + full.stderr
         left = [path.name for path in disk.rglob("*") if "staging" in path.name]
         assert left == []  # the half-written folder went with the failed write
-        subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+        remount(disk, "size=16m")
         again = kedro(kedro_project, *command)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    finally:
-        subprocess.run(["umount", "--lazy", str(disk)], check=False)
 
 
 def test_a_full_disk_while_models_are_logged_keeps_the_training_for_the_next_run(kedro_project):
-    artifacts = kedro_project / "mlruns"  # where the MLflow run's files go
-    artifacts.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(artifacts)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    # Where the MLflow run's files go.
+    with tmpfs(kedro_project / "mlruns", "256k") as artifacts:
         command = ("run", "--pipelines=mnist", "--params=mnist.training.epochs=2")
         full = kedro(kedro_project, *command)
         assert full.returncode == 2, full.stdout[-3000:] + full.stderr[-3000:]
@@ -436,9 +393,7 @@ def test_a_full_disk_while_models_are_logged_keeps_the_training_for_the_next_run
         assert failed.info.status == "FAILED"  # not left RUNNING
         state = kedro_project / "data" / "06_models" / "mnist" / "training_state"
         assert (state / "final.keras").is_file()  # the training is kept
-        subprocess.run(["mount", "-o", "remount,size=64m", str(artifacts)], check=True)
+        remount(artifacts, "size=64m")
         again = kedro(kedro_project, *command)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
         assert "Training finished earlier" in again.stdout and "Epoch 1/2" not in again.stdout
-    finally:
-        subprocess.run(["umount", "--lazy", str(artifacts)], check=False)

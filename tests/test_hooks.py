@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from convnets.hooks import PID_TAG
 from convnets.parameters import ParameterError
+from tests.conftest import remount, tmpfs
 from tests.pipelines.test_end_to_end import TINY_CATDOG, _run
 
 pytestmark = pytest.mark.slow
@@ -325,24 +326,12 @@ def test_a_read_only_tracking_database_is_named_with_what_to_do(tmp_path):
 @pytest.fixture
 def read_only_folder(tmp_path):
     """A folder on a tmpfs remounted read-only, with a tracking database in it."""
-    folder = tmp_path / "mount"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "mount", "4m") as folder:
         # Made outside: MLflow keeps its database open, and a busy mount stays writable.
         _new_store(tmp_path / "mlflow.db")
         shutil.copy(tmp_path / "mlflow.db", folder / "mlflow.db")
-        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        remount(folder, "ro")
         yield folder
-    finally:
-        # Lazy: a database this process still holds open keeps the mount busy.
-        subprocess.run(["umount", "--lazy", str(folder)], check=False)
 
 
 def test_a_tracking_database_on_a_read_only_mount_is_named_with_what_to_do(read_only_folder):

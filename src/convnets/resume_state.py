@@ -469,33 +469,29 @@ def restore_weights(model: keras.Model, path: Path) -> None:
     model.load_weights(path)
 
 
-def save_model_atomically(model: keras.Model, path: Path) -> None:
-    """``model.save`` to a temporary file beside ``path``, fsync, rename.
-
-    A crash or a full disk during the save leaves the file that was there, if any.
-    """
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+def _save_atomically(path: Path, partial: Path, save: Any) -> None:
+    """``save(partial)``, fsync, rename to ``path``: a crash or a full disk during the
+    save leaves the file that was there, if any."""
     try:
-        model.save(partial)
+        save(partial)
         fsync_file(partial)
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise _disk_error(exc, path) from exc
     os.replace(partial, path)
     fsync_folder(path.parent)
+
+
+def save_model_atomically(model: keras.Model, path: Path) -> None:
+    """``model.save`` through a temporary file beside ``path``."""
+    _save_atomically(path, path.with_name(f".{path.stem}.partial{path.suffix}"), model.save)
 
 
 def save_weights_atomically(model: keras.Model, path: Path) -> None:
-    """``model.save_weights`` (weights and optimizer state) with the same guarantee."""
-    partial = path.with_name(f".{path.name.removesuffix('.weights.h5')}.partial.weights.h5")
-    try:
-        model.save_weights(partial)
-        fsync_file(partial)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise _disk_error(exc, path) from exc
-    os.replace(partial, path)
-    fsync_folder(path.parent)
+    """``model.save_weights`` (weights and optimizer state) through a temporary file
+    (Keras wants the name to end in ``.weights.h5``)."""
+    stem = path.name.removesuffix(".weights.h5")
+    _save_atomically(path, path.with_name(f".{stem}.partial.weights.h5"), model.save_weights)
 
 
 def _disk_error(exc: OSError, path: Path) -> OSError:

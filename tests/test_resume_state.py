@@ -136,6 +136,9 @@ def test_a_garbled_record_falls_back_to_the_previous_epoch(tmp_path, caplog):
     assert trained == [2, 3, 4]  # epoch 2 again: its record was lost
     assert len(history["loss"]) == EPOCHS
     assert (folder / "state.json.damaged").is_file()  # set aside, not deleted
+    TrainingState(folder).release()  # the run completed: the state goes, the damaged stay
+    assert not folder.exists()
+    assert (tmp_path / "state.damaged-files" / "state.json.damaged").is_file()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbled"])

@@ -343,7 +343,17 @@ class TrainingState:
         return bool(records) and bool(records[0].get("final")) and self.final.is_file()
 
     def release(self) -> None:
-        """Delete the state: everything made from it is persisted elsewhere."""
+        """Delete the state: everything made from it is persisted elsewhere.
+
+        Files set aside as damaged are kept, moved to ``<folder>.damaged-files/``.
+        """
+        damaged = list(self.folder.glob("*.damaged*")) if self.folder.is_dir() else []
+        if damaged:
+            keep = self.folder.with_name(f"{self.folder.name}.damaged-files")
+            keep.mkdir(exist_ok=True)
+            for path in damaged:
+                os.replace(path, keep / path.name)
+            logger.warning("Kept the damaged files of %s in %s", self.folder, keep)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _has_progress(self) -> bool:

@@ -596,6 +596,8 @@ MNIST_TRAIN_IMAGES = 60_000  # keras.datasets.mnist and fashion_mnist: a batch i
 
 
 def _gb(size: float) -> str:
+    if size < 1e9:
+        return f"{size / 1e6:.1f} MB"
     return f"{size / 1e9:.1f} GB" if size < 1e10 else f"{size / 1e9:.0f} GB"
 
 

@@ -397,3 +397,65 @@ def test_a_full_disk_while_models_are_logged_keeps_the_training_for_the_next_run
         again = kedro(kedro_project, *command)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
         assert "Training finished earlier" in again.stdout and "Epoch 1/2" not in again.stdout
+
+
+    finally:
+        subprocess.run(["umount", "--lazy", str(artifacts)], check=False)
+
+
+def _watched(project: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    """``kedro <args>`` in a process that says whether it imported TensorFlow; and its time."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", WATCH_TENSORFLOW, *args],
+        cwd=project,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return result, time.monotonic() - started
+
+
+def _last_fix(stderr: str) -> list[str]:
+    """The command of the message's last ``Fix:``, as the user would paste it."""
+    import shlex  # noqa: PLC0415
+
+    command = stderr.rsplit("Fix: ", 1)[1].splitlines()[0]
+    assert command.startswith("kedro run "), stderr
+    return shlex.split(command)[1:]
+
+
+def test_an_unknown_env_and_key_are_refused_before_tensorflow_and_the_fixes_run(kedro_project):
+    tiny_conf(kedro_project)
+    typed = (
+        "run",
+        "--pipelines=catdog",
+        "--env=quikc",
+        "--params=catdog.trainig.epochs=1,catdog.input.image_size=90x90",
+    )
+    refused, seconds = _watched(kedro_project, *typed)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "There is no environment 'quikc'" in refused.stderr
+    assert "base, local, quick, server" in refused.stderr
+    assert "TENSORFLOW False" in refused.stdout and "Traceback" not in refused.stderr
+    assert seconds < 8, seconds  # a bad value took 8-10 s: the pipelines import TensorFlow
+
+    refused, _ = _watched(kedro_project, *_last_fix(refused.stderr))
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "catdog.trainig (--params): no key trainig in catdog" in refused.stderr
+    assert "did you mean catdog.training?" in refused.stderr
+    assert "TENSORFLOW False" in refused.stdout
+    assert not list(kedro_project.glob("mlflow.db"))  # nothing written
+
+    fixed = _last_fix(refused.stderr)
+    assert "--env=quick" in fixed
+    (params,) = [arg.removeprefix("--params=") for arg in fixed if arg.startswith("--params=")]
+    assert set(params.split(",")) == {"catdog.training.epochs=1", "catdog.input.image_size=90x90"}
+    done = kedro(kedro_project, *fixed)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (run,) = runs(kedro_project, "convnets-quick")
+    assert run.data.params["catdog.training.epochs"] == "1"
+    decoded = kedro_project / "data" / "quick" / "03_primary" / "cats_vs_dogs_decoded"
+    assert (decoded / "90x90").is_dir()

@@ -382,3 +382,42 @@ def test_mlflow_http_calls_to_a_server_that_is_down_give_up_within_seconds(monke
     with pytest.raises(mlflow.exceptions.MlflowException, match="Max retries exceeded"):
         mlflow.MlflowClient(tracking_uri=f"http://127.0.0.1:{port}").search_experiments()
     assert time.monotonic() - started < 15  # MLflow's own defaults: minutes
+
+
+def test_a_name_typo_then_a_size_the_disk_cannot_hold_are_refused_and_their_fixes_run(
+    kedro_project, monkeypatch
+):
+    from convnets import parameters  # noqa: PLC0415
+
+    tiny = {**TINY_CATDOG, "catdog.training.epochs": 1}
+    split = kedro_project / "data" / "02_intermediate" / "cats_vs_dogs_small"
+    with pytest.raises(ParameterError) as error:
+        _run(kedro_project, "catdog", {**tiny, "catdog.training.optimizer": "rmsprp"})
+    message = str(error.value)
+    assert "catdog.training.optimizer: Input should be 'adadelta'" in message
+    (hint,) = _hints(message)
+    assert hint == "--params=catdog.training.optimizer=<value>"
+    assert not split.exists()
+
+    # 36 pictures of 200x200 need 4.3 MB of decoded cache; the disk has 2 MB.
+    monkeypatch.setattr(parameters, "free_disk", lambda path: 2_000_000)
+    with pytest.raises(ParameterError) as error:
+        _run(kedro_project, "catdog", {**tiny, "catdog.input.image_size": "200x200"})
+    message = str(error.value)
+    assert "catdog.input.image_size: 200x200 needs about 4.3 MB of decoded cache" in message
+    assert "has 2.0 MB free" in message
+    (hint,) = _hints(message)
+    assert not split.exists()
+    key, size = hint.removeprefix("--params=").split("=")
+    _run(kedro_project, "catdog", {**tiny, key: size})
+    runs = mlflow.search_runs(experiment_names=["convnets"], output_format="list")
+    assert [run.info.status for run in runs] == ["FINISHED"]
+    decoded = kedro_project / "data" / "03_primary" / "cats_vs_dogs_decoded"
+    assert [folder.name for folder in decoded.iterdir() if folder.is_dir()] == [size]
+
+
+def test_an_unknown_key_is_refused_in_a_session_started_without_the_cli(kedro_project):
+    with pytest.raises(ParameterError) as error:
+        _run(kedro_project, "catdog", {**TINY_CATDOG, "catdog.trainig.epochs": 1})
+    assert "did you mean catdog.training?" in str(error.value)
+    assert not (kedro_project / "data" / "02_intermediate" / "cats_vs_dogs_small").exists()

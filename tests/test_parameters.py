@@ -1,8 +1,12 @@
 """Typed parameters: every section of conf/ parses, and bad values are named with a fix."""
 
-import pytest
-from omegaconf import OmegaConf
+import shlex
+import shutil
 
+import pytest
+from kedro.framework.cli.utils import _split_params
+
+from convnets import parameters
 from convnets.parameters import (
     Architecture,
     CatsVsDogsData,
@@ -14,9 +18,21 @@ from convnets.parameters import (
     Predict,
     Training,
     TrainingCost,
+    check_environment,
+    check_parameter_keys,
+    image_input_costs,
+    mnist_costs,
     parse,
 )
-from tests.conftest import conf_parameters, typed_parameters
+from tests.conftest import PROJECT_ROOT, conf_parameters, typed_parameters
+
+CONF = PROJECT_ROOT / "conf"
+
+
+def kedro_params(text: str) -> dict:
+    """``text`` as ``kedro run --params=<text>`` hands it to the session."""
+    return _split_params(None, None, text)
+
 
 SECTIONS = [
     (CatsVsDogsData, "cats_vs_dogs"),
@@ -143,17 +159,11 @@ def test_the_suggested_params_string_sets_the_key_that_failed():
     with pytest.raises(ParameterError) as error:
         typed_parameters(ImageInput, "catdog.input", image_size=[0, 180])
     hint = str(error.value).split("Fix: ")[1].split()[0]
-    assert hint == "--params=catdog.input.image_size=<value>"
-    # What kedro run does with the string (kedro.framework.cli.utils._split_params).
-    runtime = OmegaConf.to_container(
-        OmegaConf.from_dotlist([hint.removeprefix("--params=").replace("<value>", "[90,90]")])
-    )
+    assert hint == "--params=catdog.input.image_size=<height>x<width>"
+    runtime = kedro_params(hint.removeprefix("--params=").replace("<height>x<width>", "90x90"))
     assert typed_parameters(
         ImageInput, "catdog.input", **runtime["catdog"]["input"]
-    ).image_size == (
-        90,
-        90,
-    )
+    ).image_size == (90, 90)
 
 
 def test_a_missing_subset_is_named():
@@ -161,3 +171,248 @@ def test_a_missing_subset_is_named():
     del value["subsets"]["validation"]
     with pytest.raises(ParameterError, match=r"cats_vs_dogs\.subsets\.validation: Field required"):
         parse(CatsVsDogsData, "cats_vs_dogs", value)
+
+
+def _fix(message: str) -> str:
+    """The command of the message's last ``Fix:`` line."""
+    return message.rsplit("\nFix: ", 1)[1].strip()
+
+
+def _params_of(command: str) -> dict:
+    (option,) = [arg for arg in shlex.split(command) if arg.startswith("--params=")]
+    return kedro_params(option.removeprefix("--params="))
+
+
+def _command(params: str) -> str:
+    return f"kedro run --pipelines=catdog --params={params}"
+
+
+def test_unknown_keys_are_all_named_with_the_closest_known_key_and_the_fix_is_accepted():
+    given = kedro_params(
+        "catdog.trainig.epochs=3,catdgo.input.batch_size=4,predict_dri=/tmp/pics,"
+        "catdog.training.epochz=2,model_uri=models:/m/1,cats_vs_dogs.subsets.train.size=5"
+    )
+    with pytest.raises(ParameterError) as error:
+        check_parameter_keys(CONF, "local", given, _command)
+    message = str(error.value)
+    for line in (
+        "catdog.trainig (--params): no key trainig in catdog, so it would be ignored; did you "
+        "mean catdog.training? Fix: --params=catdog.training.epochs=3",
+        "catdgo (--params): no such parameter, so it would be ignored; did you mean catdog?",
+        "predict_dri (--params): no such parameter, so it would be ignored; did you mean "
+        "predict_dir? Fix: --params=predict_dir=/tmp/pics",
+        "catdog.training.epochz (--params): no key epochz in catdog.training",
+    ):
+        assert line in message
+    # Known keys, the runtime parameters of the catalog among them, are not named.
+    named = [line.split()[0] for line in message.splitlines() if line.startswith("  ")]
+    assert sorted(named) == ["catdgo", "catdog.trainig", "catdog.training.epochz", "predict_dri"]
+    assert "cats_vs_dogs_source, model_uri, predict_dir, predict_model, training_state_root" in (
+        message
+    )
+    fixed = _params_of(_fix(message))
+    check_parameter_keys(CONF, "local", fixed, _command)  # accepted
+    assert fixed["catdog"]["training"] == {"epochs": 2}  # epochz=2 came after trainig's 3
+    assert fixed["catdog"]["input"] == {"batch_size": 4}
+    assert fixed["predict_dir"] == "/tmp/pics" and fixed["model_uri"] == "models:/m/1"
+
+
+def test_an_unknown_key_far_from_any_lists_the_known_ones_and_suggests_no_command():
+    with pytest.raises(ParameterError) as error:
+        check_parameter_keys(CONF, "local", {"zzz": 1}, _command)
+    message = str(error.value)
+    assert "the keys there are catdog, catdog_baseline, catdog_fast, cats_vs_dogs," in message
+    assert "\nFix: " not in message  # no command to copy: the user must choose
+
+
+def test_an_unknown_key_in_an_environments_parameter_file_names_the_file(tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    local = conf / "local" / "parameters.yml"
+    local.write_text("catdgo:\n  training: {epochs: 1}\n_shared: 1\ncatdog:\n  title: x\n")
+    with pytest.raises(ParameterError, match=rf"catdgo \({local}\): no such parameter.*catdog"):
+        check_parameter_keys(conf, "local", None)
+    local.write_text("catdog:\n  training: {epochs: 1}\n")
+    check_parameter_keys(conf, "local", None)
+    check_parameter_keys(conf, "quick", None)
+
+
+def test_an_unknown_environment_is_named_with_the_environments_and_the_fix_is_one():
+    with pytest.raises(ParameterError) as error:
+        check_environment(CONF, "quikc", lambda env: f"kedro run --env={env}")
+    message = str(error.value)
+    assert "There is no environment 'quikc'" in message
+    assert "base, local, quick, server" in message
+    env = message.split("Fix: kedro run --env=")[1]
+    check_environment(CONF, env, lambda name: name)  # accepted
+
+
+@pytest.mark.parametrize(
+    "key, given, expected",
+    [
+        ("image_size", "180x180", (180, 180)),
+        ("image_size", "64 x 96", (64, 96)),
+        ("image_size", [90, 90], (90, 90)),
+    ],
+)
+def test_an_image_size_is_given_as_height_x_width(key, given, expected):
+    (value,) = (
+        kedro_params(f"catdog.input.{key}={given}").values()
+        if isinstance(given, str)
+        else [{"input": {key: given}}]
+    )
+    assert typed_parameters(ImageInput, "catdog.input", **value["input"]).image_size == expected
+
+
+def test_other_lists_have_a_command_line_form_too():
+    runtime = kedro_params("catdog_fast.architecture.widths=16x32")
+    widths = runtime["catdog_fast"]["architecture"]["widths"]
+    assert typed_parameters(
+        Architecture, "catdog_fast.architecture", widths=widths
+    ).root.widths == (
+        16,
+        32,
+    )
+    devices = kedro_params("catdog.training.devices=/gpu:0 /gpu:1")["catdog"]["training"]["devices"]
+    assert typed_parameters(Training, "catdog.training", devices=devices).devices == (
+        "/gpu:0",
+        "/gpu:1",
+    )
+
+
+def test_a_malformed_image_size_is_named_with_the_form_to_use():
+    with pytest.raises(ParameterError) as error:
+        typed_parameters(ImageInput, "catdog.input", image_size="180by180")
+    assert "Fix: --params=catdog.input.image_size=<height>x<width>" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "annotation, key, field, typo, allowed, fixed",
+    [
+        (Training, "catdog.training", "optimizer", "rmsprp", "'rmsprop'", "rmsprop"),
+        (Training, "catdog.training", "optimizer", "Adam", "'adamw'", "adam"),
+        (
+            Training,
+            "catdog.training",
+            "loss",
+            "binary_crossentropi",
+            "'binary_crossentropy'",
+            "binary_crossentropy",
+        ),
+        (
+            MnistTraining,
+            "mnist.training",
+            "loss",
+            "binary_crossentropy",
+            "'sparse_categorical_crossentropy'",
+            "sparse_categorical_crossentropy",
+        ),
+    ],
+)
+def test_an_optimizer_or_loss_typo_is_refused_with_the_names_allowed(  # noqa: PLR0917
+    annotation, key, field, typo, allowed, fixed
+):
+    with pytest.raises(ParameterError) as error:
+        typed_parameters(annotation, key, **{field: typo})
+    (line,) = str(error.value).splitlines()  # one line: not the mapping branch's noise
+    assert line.startswith(f"{key}.{field}: Input should be ") and allowed in line
+    assert f"(got {typo!r})" in line
+    hint = line.split("Fix: ")[1]
+    assert hint == f"--params={key}.{field}=<value>"
+    runtime = kedro_params(hint.removeprefix("--params=").replace("<value>", fixed))
+    section = runtime
+    for part in key.split("."):
+        section = section[part]
+    assert getattr(typed_parameters(annotation, key, **section), field) == fixed
+
+
+GB = 10**9
+
+
+def _split(**sizes):
+    return typed_parameters(
+        CatsVsDogsData,
+        "cats_vs_dogs",
+        subsets={name: {"size": size} for name, size in sizes.items()},
+    )
+
+
+def _image_input(text: str) -> ImageInput:
+    runtime = kedro_params(text)["catdog"]["input"]
+    return typed_parameters(ImageInput, "catdog.input", **runtime)
+
+
+def _apply_fix(problem: str, image_input: ImageInput) -> ImageInput:
+    hint = problem.split("Fix: --params=")[1].split(maxsplit=1)[0]
+    assert hint.startswith("catdog.input.")
+    return _image_input(f"{hint},{','.join(_current(image_input, hint))}")
+
+
+def _current(image_input: ImageInput, hint: str) -> list[str]:
+    """The other fields, as they were, in --params form."""
+    size = "x".join(map(str, image_input.image_size))
+    items = {"image_size": f"catdog.input.image_size={size}"}
+    items["batch_size"] = f"catdog.input.batch_size={image_input.batch_size}"
+    return [item for name, item in items.items() if f".{name}=" not in hint]
+
+
+def test_an_image_size_whose_decoded_cache_the_disk_cannot_hold_says_what_it_costs(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(parameters, "free_disk", lambda path: 12 * GB)
+    monkeypatch.setattr(parameters, "available_memory", lambda: 1000 * GB)
+    split = _split(train=1000, validation=500, test=1000)  # the book's
+    big = _image_input("catdog.input.image_size=1800x1800")
+    (problem,) = image_input_costs("catdog.input", big, split, tmp_path / "decoded")
+    assert problem.startswith(
+        "catdog.input.image_size: 1800x1800 needs about 49 GB of decoded cache (5000 pictures "
+        "of cats_vs_dogs.subsets); the disk of "
+    )
+    assert "has 12 GB free" in problem
+    fixed = _apply_fix(problem, big)
+    assert image_input_costs("catdog.input", fixed, split, tmp_path / "decoded") == []
+    # A size decoded already costs no more disk.
+    (tmp_path / "decoded" / "1800x1800").mkdir(parents=True)
+    assert image_input_costs("catdog.input", big, split, tmp_path / "decoded") == []
+
+
+def test_a_batch_that_the_memory_cannot_hold_says_what_it_costs(tmp_path, monkeypatch):
+    monkeypatch.setattr(parameters, "free_disk", lambda path: 1000 * GB)
+    monkeypatch.setattr(parameters, "available_memory", lambda: 8 * GB)
+    split = _split(train=1000, validation=500, test=1000)
+    huge = _image_input("catdog.input.batch_size=100000000")
+    (problem,) = image_input_costs("catdog.input", huge, split, tmp_path)
+    # No more than the 2000 training pictures in a batch, whatever batch_size says.
+    assert problem.startswith(
+        "catdog.input.batch_size: a batch of 2000 pictures of 180x180 needs about 50 GB of "
+        "memory to train; 8.0 GB is available"
+    )
+    fixed = _apply_fix(problem, huge)
+    assert fixed.batch_size <= 256
+    assert image_input_costs("catdog.input", fixed, split, tmp_path) == []
+    # Pictures too large for even one: smaller pictures, at the same batch size.
+    wide = _image_input("catdog.input.image_size=6000x6000,catdog.input.batch_size=32")
+    (problem,) = image_input_costs("catdog.input", wide, split, tmp_path)
+    fixed = _apply_fix(problem, wide)
+    assert fixed.batch_size == 32 and fixed.image_size[0] < 6000
+    assert image_input_costs("catdog.input", fixed, split, tmp_path) == []
+    # The book's recipe fits.
+    assert (
+        image_input_costs(
+            "catdog.input", _image_input("catdog.input.batch_size=32"), split, tmp_path
+        )
+        == []
+    )
+
+
+def test_an_mnist_batch_that_the_memory_cannot_hold_is_named(monkeypatch):
+    monkeypatch.setattr(parameters, "available_memory", lambda: 2 * GB)
+    training = typed_parameters(MnistTraining, "mnist.training", batch_size=100_000_000)
+    (problem,) = mnist_costs("mnist.training", training)
+    assert problem.startswith("mnist.training.batch_size: a batch of 60000 pictures of 28x28")
+    hint = problem.split("Fix: --params=")[1]
+    runtime = kedro_params(hint)["mnist"]["training"]
+    assert (
+        mnist_costs("mnist.training", typed_parameters(MnistTraining, "mnist.training", **runtime))
+        == []
+    )

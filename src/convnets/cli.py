@@ -3,7 +3,8 @@
 Kedro uses a project's ``cli.py`` in place of its ``run`` command (``kedro run`` and
 ``python -m convnets``). This one takes every option of Kedro's, plus ``--verbose``, and:
 
-- refuses a second run in the folder before TensorFlow is even imported;
+- refuses an unknown environment, an unknown parameter key (a typo Kedro would ignore)
+  and a second run in the folder before TensorFlow is even imported;
 - turns the mistakes a user is expected to make (a bad parameter, an unknown pipeline
   or model, missing data, a locked folder) into one message and exit status 2, the
   traceback only with ``--verbose``;
@@ -191,10 +192,47 @@ def _check_not_busy(project_path: Path) -> None:
     lock.release()
 
 
-def _command_line() -> str:
+def _command_line(args: list[str] | None = None) -> str:
+    args = sys.argv[1:] if args is None else args
     if Path(sys.argv[0]).stem != "kedro":  # python -m convnets ...
-        return "python -m convnets " + shlex.join(sys.argv[1:])
-    return "kedro " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "kedro run"
+        return "python -m convnets " + shlex.join(args)
+    return "kedro " + shlex.join(args) if args else "kedro run"
+
+
+def _command_with(option: str, value: str, short: str | None = None) -> str:
+    """This command with ``option=value`` in place of the option's values given."""
+    args, kept, skip = sys.argv[1:], [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in (option, short):
+            skip = "=" not in arg  # --env quick: the value is the next argument
+            continue
+        kept.append(arg)
+    return _command_line([*kept, f"{option}={value}"])
+
+
+def _check_conf(project_path: Path, kwargs: dict[str, Any]) -> None:
+    """An unknown environment or parameter key, refused before anything is imported or
+    locked: Kedro would ignore the key, and fail on a missing environment much later."""
+    import os  # noqa: PLC0415
+
+    from convnets.parameters import check_environment, check_parameter_keys  # noqa: PLC0415
+
+    conf_source = Path(kwargs.get("conf_source") or project_path / "conf")
+    if not conf_source.is_dir():
+        return  # an archive: Kedro reads it
+    env = kwargs.get("env") or os.environ.get("KEDRO_ENV")
+    if env:
+        check_environment(conf_source, env, lambda name: _command_with("--env", name, "-e"))
+    check_parameter_keys(
+        conf_source,
+        env or "local",
+        kwargs.get("params"),
+        lambda params: _command_with("--params", params),
+    )
 
 
 def _run(verbose: bool, **kwargs: Any) -> Any:
@@ -202,6 +240,7 @@ def _run(verbose: bool, **kwargs: Any) -> Any:
     project_path = Path(getattr(context.obj, "project_path", None) or Path.cwd())
     previous = {signum: signal.getsignal(signum) for signum in EXIT_SIGNAL}
     try:
+        _check_conf(project_path, kwargs)
         _check_not_busy(project_path)
         for signum in EXIT_SIGNAL:
             signal.signal(signum, _raise_stopped)

@@ -31,7 +31,16 @@ with warnings.catch_warnings(record=True):
     from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
 
 from convnets.errors import UserError
-from convnets.parameters import InvalidParameters, ParameterError
+from convnets.parameters import (
+    CatsVsDogsData,
+    ImageInput,
+    InvalidParameters,
+    MnistTraining,
+    ParameterError,
+    check_parameter_keys,
+    image_input_costs,
+    mnist_costs,
+)
 from convnets.project_lock import ProjectLock, remove_stale_staging
 from convnets.scratch import remove_abandoned_scratch, scratch_dir
 
@@ -51,13 +60,32 @@ class ParameterHook:
     ``InvalidParameters`` instead (``convnets.parameters``), and this hook raises one
     ``ParameterError`` that names each bad key in full with a ``--params=`` that fixes
     it, before any node and before kedro-mlflow opens a run that the error would
-    leave RUNNING.
+    leave RUNNING. Before them: keys no pipeline reads (typos; the CLI checks them
+    first, this covers sessions started otherwise); after them: sizes that the disk or
+    the memory cannot hold, with what they would cost.
     """
+
+    conf_source: str | None = None
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        self.conf_source = context.config_loader.conf_source
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
     ) -> None:
+        pipelines = run_params.get("pipeline_names") or ["__default__"]
+        env = run_params.get("env")
+        env_option = f" --env={env}" if env and env != "local" else ""
+        command = f"kedro run --pipelines={','.join(pipelines)}{env_option}"
+        if self.conf_source and Path(self.conf_source).is_dir():
+            check_parameter_keys(
+                self.conf_source,
+                env or "local",
+                run_params.get("runtime_params"),
+                lambda params: f"{command} --params={params}",
+            )
         trained = [
             name for name in run_params.get("pipeline_names") or [] if name in TRAINING_PIPELINES
         ]
@@ -73,16 +101,31 @@ class ParameterHook:
             value = catalog.load(dataset)
             if isinstance(value, InvalidParameters):
                 problems.extend(value.explain(dataset.removeprefix(PARAMS_PREFIX)))
+        if not problems:
+            problems = self._costs(sections, catalog)
         if problems:
-            pipelines = run_params.get("pipeline_names") or ["__default__"]
-            env = run_params.get("env")
-            env_option = f" --env={env}" if env and env != "local" else ""
             raise ParameterError(
                 "Invalid parameters, nothing was run:\n  "
                 + "\n  ".join(problems)
                 + "\nSet them in conf/<env>/parameters_*.yml or on the command line: "
-                f"kedro run --pipelines={','.join(pipelines)}{env_option} --params=<key>=<value>"
+                f"{command} --params=<key>=<value>"
             )
+
+    @staticmethod
+    def _costs(sections: list[str], catalog: DataCatalog) -> list[str]:
+        """Image and batch sizes that the disk or the memory cannot hold."""
+        values = {name.removeprefix(PARAMS_PREFIX): catalog.load(name) for name in sections}
+        split = values.get("cats_vs_dogs")
+        problems = []
+        for key, value in values.items():
+            if isinstance(value, ImageInput) and isinstance(split, CatsVsDogsData):
+                namespace = key.removesuffix(".input")
+                decoded = catalog.get(f"{namespace}.cats_vs_dogs_decoded")
+                cache = getattr(decoded, "_path", None)
+                problems += image_input_costs(key, value, split, cache)
+            elif isinstance(value, MnistTraining):
+                problems += mnist_costs(key, value)
+        return problems
 
 
 class ProjectLockHook:

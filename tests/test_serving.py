@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +23,14 @@ from PIL import Image
 
 import convnets
 from convnets.parameters import CatsVsDogsData, ImageInput
-from convnets.serving import ServingConfig, classify
+from convnets.serving import (
+    ERROR_CODES,
+    ImageClassifier,
+    RequestTooLarge,
+    ServingConfig,
+    classify,
+    error_text,
+)
 from tests.conftest import jpeg_bytes, png_header, typed_parameters
 
 DATA = typed_parameters(CatsVsDogsData, "cats_vs_dogs")
@@ -66,15 +74,119 @@ def test_bad_rows_get_errors_and_the_other_rows_answers():
     ]
     model = RecordingModel()
     answer = classify(model, CONFIG, pictures)
-    assert list(answer.columns) == ["label", "probability_dog", "error"]
+    assert list(answer.columns) == ["label", "probability_dog", "error", "error_code"]
     assert list(answer.label) == ["dog", "", "", "", "", "dog"]
     assert answer.probability_dog[[0, 5]].tolist() == pytest.approx([0.9, 0.9])
     assert answer.probability_dog[1:5].isna().all()
-    assert answer.error[1].startswith("UnidentifiedImageError")
-    assert answer.error[2] == "ValueError: empty image"
+    assert answer.error[1] == "UnidentifiedImageError: cannot identify image file"
+    assert answer.error[2] == "EmptyPicture: empty image"
     assert answer.error[3] != ""
     assert answer.error[4].startswith("ImageTooLarge: 144,000,000 pixels declared")
     assert [len(batch) for batch in model.batches] == [2]  # the good rows, decoded once
+    assert list(answer.error_code) == [
+        "",
+        "not_an_image",
+        "empty",
+        "corrupt_image",
+        "too_many_pixels",
+        "",
+    ]
+    assert set(answer.error_code) - {""} <= set(ERROR_CODES)
+
+
+def _strict_json(text: str):
+    """``json.loads`` that refuses NaN and Infinity, as JavaScript's JSON.parse does."""
+
+    def refuse(constant: str):
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_failed_row_serialises_to_strict_json_with_a_null_probability():
+    """What MLflow's scoring server writes for the answer of a request."""
+    from mlflow.pyfunc.scoring_server import predictions_to_json  # noqa: PLC0415
+
+    served = ImageClassifier()
+    served.keras_model, served.config = RecordingModel(), CONFIG
+    answer = served.predict(None, pd.DataFrame({"image": [solid_jpeg(250), b"not an image"]}))
+    out = io.StringIO()
+    predictions_to_json(answer, out)
+    rows = _strict_json(out.getvalue())["predictions"]
+    assert rows[0]["probability_dog"] == pytest.approx(0.9) and rows[0]["error_code"] == ""
+    assert rows[1]["probability_dog"] is None and rows[1]["label"] == ""
+    assert rows[1]["error_code"] == "not_an_image"
+    assert CONFIG.signature().outputs.input_names() == list(answer.columns)
+    assert not CONFIG.signature().outputs.inputs[1].required  # null on an error row
+
+
+@pytest.mark.parametrize(
+    "error, text",
+    [
+        (
+            OSError("cannot identify image file <_io.BytesIO object at 0x7f3a2c1b9e40>"),
+            "OSError: cannot identify image file",
+        ),
+        (
+            ValueError("bad <PIL.PngImagePlugin.PngImageFile image mode=RGB size=9x9 at 0x7F1C>!"),
+            "ValueError: bad!",
+        ),
+        (ValueError("buffer at 0x55d0c0ffee00 freed"), "ValueError: buffer freed"),
+        (
+            ValueError(
+                "{{function_node __wrapped__DecodeImage_device_/job:localhost/replica:0/task:0/"
+                "device:CPU:0}} Unknown image file format. [Op:DecodeImage] name: "
+            ),
+            "ValueError: Unknown image file format.",
+        ),
+    ],
+)
+def test_error_texts_carry_no_object_addresses(error, text):
+    assert error_text(error) == text
+
+
+def test_a_tiff_is_an_unsupported_format_row():
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(buffer, format="TIFF")
+    answer = classify(RecordingModel(), CONFIG, [buffer.getvalue()])
+    assert answer.error_code[0] == "unsupported_format"
+    assert "0x" not in answer.error[0] and "function_node" not in answer.error[0]
+
+
+@pytest.mark.parametrize(
+    "pictures, words",
+    [
+        ([b"x"] * 4, ["4 pictures", "the 3 allowed", "max_pictures_per_request", "at most 3"]),
+        ([b"x" * 600, b"x" * 500], ["1,100 bytes", "the 1,000 allowed", "max_request_bytes"]),
+    ],
+)
+def test_a_request_over_the_limits_is_refused_before_decoding(pictures, words):
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    from mlflow.pyfunc.scoring_server import invocations  # noqa: PLC0415
+
+    config = ServingConfig(
+        **{**CONFIG.as_model_config(), "max_pictures_per_request": 3, "max_request_bytes": 1000}
+    )
+    served = ImageClassifier()
+    served.keras_model, served.config = RecordingModel(), config
+    with pytest.raises(RequestTooLarge) as refused:
+        served.predict(None, pd.DataFrame({"image": pictures}))
+    assert served.keras_model.batches == []
+    for word in words:
+        assert word in refused.value.message
+
+    class Served:  # what the scoring server calls
+        metadata = None
+
+        def predict(self, data):
+            return served.predict(None, data)
+
+    body = json.dumps(_rows(*pictures))
+    with pytest.raises(MlflowException) as raised:
+        invocations(body, "application/json", Served(), config.signature().inputs)
+    assert raised.value.get_http_status_code() == 400
+    # Not prefixed by the server with the request's DataFrame: the limit, and what to do.
+    assert raised.value.message == refused.value.message
 
 
 def test_digits_get_the_most_probable_class_and_scaled_grayscale_input():
@@ -153,14 +265,38 @@ def _free_port() -> int:
 
 
 def _post(url: str, body: dict) -> tuple[int, dict]:
+    """Status and answer, the answer parsed as strict JSON (NaN or Infinity fail)."""
     request = urllib.request.Request(
         url, json.dumps(body).encode(), {"Content-Type": "application/json"}
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
+            return response.status, _strict_json(response.read().decode())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+        return error.code, _strict_json(error.read().decode() or "{}")
+
+
+def _post_from_node(url: str, body: dict) -> tuple[int, dict]:
+    """The same request from Node.js, whose ``JSON.parse`` refuses NaN."""
+    script = """
+const [url, body] = process.argv.slice(1);
+fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body})
+  .then(async (response) => {
+    const answer = JSON.parse(await response.text());
+    process.stdout.write(JSON.stringify({status: response.status, answer}));
+  })
+  .catch((error) => { console.error(String(error)); process.exit(3); });
+"""
+    done = subprocess.run(
+        ["node", "-e", script, url, json.dumps(body)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    return result["status"], result["answer"]
 
 
 def _rows(*pictures: bytes | str) -> dict:
@@ -173,7 +309,17 @@ def model_server(kedro_project):
     """``mlflow models serve`` of the champion of a tiny catdog_baseline run, on 127.0.0.1."""
     from tests.pipelines.test_end_to_end import TINY_CATDOG, _run  # noqa: PLC0415
 
-    _run(kedro_project, "catdog_baseline", {**TINY_CATDOG, "catdog_baseline.training.epochs": 1})
+    _run(
+        kedro_project,
+        "catdog_baseline",
+        {
+            **TINY_CATDOG,
+            "catdog_baseline.training.epochs": 1,
+            # Limits small enough to reach with tiny pictures.
+            "serving.max_pictures_per_request": 8,
+            "serving.max_request_bytes": 100_000,
+        },
+    )
     port = _free_port()
     uri = "models:/convnets-catdog-baseline@champion"
     log = (kedro_project / "model_server.log").open("w")  # a file: a pipe could fill up
@@ -255,7 +401,36 @@ def test_the_served_champion_answers_as_predict_does(model_server):
     assert status == 200
     rows = answer["predictions"]
     assert [bool(row["error"]) for row in rows] == [True, True, True, True, False]
+    assert [row["error_code"] for row in rows] == [
+        "not_an_image",
+        "empty",
+        "corrupt_image",
+        "too_many_pixels",
+        "",
+    ]
+    assert [row["probability_dog"] for row in rows[:4]] == [None] * 4  # null, not NaN
+    assert not any("0x" in row["error"] for row in rows)
     assert rows[4]["label"] == served.label[1]
+    if shutil.which("node"):
+        status, from_node = _post_from_node(f"{base}/invocations", _rows(b"not an image", dog))
+        assert status == 200
+        assert [row["probability_dog"] is None for row in from_node["predictions"]] == [
+            True,
+            False,
+        ]
+    # Over a limit of the run's serving parameters: one 400 that says the limit and how
+    # to split, and the server keeps serving.
+    status, answer = _post(f"{base}/invocations", _rows(*[cat] * 9))
+    assert status == 400
+    assert answer["message"] == (
+        "9 pictures in one request, more than the 8 allowed "
+        "(serving.max_pictures_per_request): send them in requests of at most 8 rows"
+    )
+    status, answer = _post(f"{base}/invocations", _rows(cat, os.urandom(120_000)))
+    assert status == 400
+    assert answer["message"].startswith(f"{len(cat) + 120_000:,} bytes of pictures")
+    assert "serving.max_request_bytes" in answer["message"]
+    assert _post(f"{base}/invocations", _rows(*[cat] * 8))[0] == 200
     # A malformed request is the client's error (4xx), and the server keeps serving.
     assert 400 <= _post(f"{base}/invocations", _rows("%%% not base64 %%%"))[0] < 500
     assert (

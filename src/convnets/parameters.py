@@ -279,6 +279,13 @@ class TrainingCost(Section):
     book_reference_steps: PositiveInt  # steps of the book's recipe timed in the run
 
 
+class Serving(Section):
+    """``serving``: the served model's limits per request (shared by every model)."""
+
+    max_pictures_per_request: PositiveInt
+    max_request_bytes: PositiveInt  # the pictures' bytes summed, before base64
+
+
 class Predict(Section):
     """``predict``: how the predictions are shown."""
 

@@ -4,8 +4,10 @@
 each picture's bytes into model input with ``preprocessing.to_model_input``, the
 function training's decoded cache and ``predict`` use, so a picture gets the same
 answer from the served model as from the ``predict`` pipeline. A row that cannot be
-read (not an image, empty, truncated, too many pixels) gets an ``error`` and no
-label; the other rows of the batch are answered.
+read (not an image, empty, truncated, too many pixels) gets no label, a null
+probability, an ``error`` text and a stable ``error_code`` (``ERROR_CODES``); the other
+rows of the batch are answered. A request of more pictures or bytes than the model's
+``ServingConfig`` allows (``serving.*`` parameters) is refused whole, before decoding.
 
 A pyfunc wrapper rather than kedro-mlflow's ``pipeline_ml_factory``: a
 ``PipelineML`` cannot be filtered (``--tags=ingestion`` raises
@@ -20,24 +22,98 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
+from PIL import UnidentifiedImageError
 
-from convnets.preprocessing import to_model_input
+from convnets.preprocessing import ImageTooLarge, to_model_input
 
 logger = logging.getLogger(__name__)
 
 IMAGE_COLUMN = "image"
 ERROR_COLUMN = "error"
-# An object's default repr ("<_io.BytesIO object at 0x7f…>", in Pillow's errors) says
-# nothing to a user and differs from run to run.
-_OBJECT_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
+ERROR_CODE_COLUMN = "error_code"
+
+# A row's ``error_code``: stable, for a client to branch on ("" when the row is answered;
+# ``error`` is the human-readable text). Serving decodes each row's base64 before the
+# model sees it: a malformed one fails the whole request with a 400, not a row.
+ERROR_CODES = {
+    "empty": "no bytes",
+    "not_an_image": "no image format recognised in the bytes",
+    "unsupported_format": "an image format the decoder does not read (it reads JPEG, PNG, "
+    "GIF, BMP, WebP)",
+    "corrupt_image": "the header is read but the picture is not (truncated or damaged)",
+    "too_many_pixels": "the header declares more pixels than max_image_pixels: not decoded",
+    # predict only: files of the folder it reads.
+    "not_a_regular_file": "a directory, FIFO, device, socket or link to one",
+    "too_large": "a file of more bytes than allowed: not read",
+    "unreadable": "the file could not be read",
+}
+
+# Object addresses (Pillow's "<_io.BytesIO object at 0x7f…>", an image's repr ending
+# "at 0x7F…>") and TensorFlow's op decorations say nothing to a user and differ from
+# run to run.
+_NOISE = [
+    re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>"),
+    re.compile(r"\s*\bat 0x[0-9a-fA-F]+\b"),
+    re.compile(r"\s*\b0x[0-9a-fA-F]{6,}\b"),
+    re.compile(r"\{\{function_node [^}]*\}\}\s*"),
+    re.compile(r"\s*\[Op:\w+\](?: name: \S*)?"),
+]
+
+
+class EmptyPicture(ValueError):
+    """A row with no bytes."""
 
 
 def error_text(error: BaseException) -> str:
     """An error as a row's ``error`` cell: its type and message, without object addresses."""
-    return f"{type(error).__name__}: {_OBJECT_REPR.sub('', str(error))[:200]}"
+    text = str(error)
+    for noise in _NOISE:
+        text = noise.sub("", text)
+    text = " ".join(text.split())  # one line, for a CSV cell and a log line
+    return f"{type(error).__name__}: {text[:200]}"
+
+
+def error_code(error: BaseException) -> str:
+    """The ``ERROR_CODES`` key of a picture that could not become model input."""
+    if isinstance(error, EmptyPicture):
+        return "empty"
+    if isinstance(error, ImageTooLarge):
+        return "too_many_pixels"
+    if isinstance(error, UnidentifiedImageError):
+        return "not_an_image"
+    # TensorFlow's decoder, on a format Pillow reads but it does not (TIFF, ICO...).
+    if "Unknown image file format" in str(error):
+        return "unsupported_format"
+    return "corrupt_image"
+
+
+class RequestTooLarge(MlflowException):
+    """A request over the configured limits: a 400 from MLflow's scoring server, before
+    any picture is decoded."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+    # The scoring server prefixes a failed prediction's message with the request's
+    # DataFrame ("Failed to predict data '<the pictures' bytes>'"): the client is told
+    # the limit and how to split instead.
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        if not hasattr(self, "_message"):
+            self._message = value
+
+
+DEFAULT_MAX_PICTURES_PER_REQUEST = 32  # for models logged before the limits existed
+DEFAULT_MAX_REQUEST_BYTES = 16_000_000
 
 
 KERAS_ARTIFACT = "keras_model"
@@ -54,25 +130,54 @@ class ServingConfig:
     input_scale: float  # the model's input is uint8 pixels times this
     max_pixels: int  # refused from the header above this
     decision_threshold: float | None  # binary models: above it, the second class
+    # Over either, the served model refuses the whole request (a 400) before decoding.
+    # Defaults: for models logged before these limits existed.
+    max_pictures_per_request: int = DEFAULT_MAX_PICTURES_PER_REQUEST
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # the pictures' bytes, summed
 
     @property
     def binary(self) -> bool:
         return len(self.class_names) == 2 and self.decision_threshold is not None
 
     def output_columns(self) -> list[str]:
-        """``label``, then ``probability_<second class>`` (binary) or ``probability``."""
+        """``label``, then ``probability_<second class>`` (binary) or ``probability``,
+        ``error`` and ``error_code``."""
         probability = f"probability_{self.class_names[1]}" if self.binary else "probability"
-        return ["label", probability, ERROR_COLUMN]
+        return ["label", probability, ERROR_COLUMN, ERROR_CODE_COLUMN]
 
     def signature(self) -> ModelSignature:
-        """Bytes in (base64 in JSON for MLflow's scoring server); label, probability, error out."""
-        label, probability, error = self.output_columns()
+        """Bytes in (base64 in JSON for MLflow's scoring server); out, per row, a label and
+        its probability, or (probability null, label "") an ``error`` text and its
+        ``error_code`` (one of ``ERROR_CODES``)."""
+        label, probability, error, code = self.output_columns()
         return ModelSignature(
             inputs=Schema([ColSpec("binary", IMAGE_COLUMN)]),
             outputs=Schema(
-                [ColSpec("string", label), ColSpec("double", probability), ColSpec("string", error)]
+                [
+                    ColSpec("string", label),
+                    ColSpec("double", probability, required=False),  # null on an error row
+                    ColSpec("string", error),
+                    ColSpec("string", code),
+                ]
             ),
         )
+
+    def check_request(self, pictures: list[bytes]) -> None:
+        """Raise ``RequestTooLarge`` when ``pictures`` exceed the limits of one request."""
+        limit = self.max_pictures_per_request
+        if len(pictures) > limit:
+            raise RequestTooLarge(
+                f"{len(pictures):,} pictures in one request, more than the {limit:,} allowed "
+                f"(serving.max_pictures_per_request): send them in requests of at most "
+                f"{limit:,} rows"
+            )
+        total, limit = sum(len(picture or b"") for picture in pictures), self.max_request_bytes
+        if total > limit:
+            raise RequestTooLarge(
+                f"{total:,} bytes of pictures in one request, more than the {limit:,} allowed "
+                f"(serving.max_request_bytes): send fewer pictures per request, so that each "
+                f"request holds at most {limit:,} bytes (before base64)"
+            )
 
     def as_model_config(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,9 +185,10 @@ class ServingConfig:
 
 def classify(model: Any, config: ServingConfig, pictures: list[bytes]) -> pd.DataFrame:
     """One row per picture: its label and probability, or the reason it could not be read."""
-    label_column, probability_column, _ = config.output_columns()
+    label_column, probability_column, _, _ = config.output_columns()
     rows: list[dict[str, Any]] = [
-        {label_column: "", probability_column: np.nan, ERROR_COLUMN: ""} for _ in pictures
+        {label_column: "", probability_column: np.nan, ERROR_COLUMN: "", ERROR_CODE_COLUMN: ""}
+        for _ in pictures
     ]
     pending: list[tuple[int, np.ndarray]] = []
 
@@ -108,13 +214,14 @@ def classify(model: Any, config: ServingConfig, pictures: list[bytes]) -> pd.Dat
     for row, content in enumerate(pictures):
         try:
             if not content:
-                raise ValueError("empty image")
+                raise EmptyPicture("empty image")
             pixels = to_model_input(
                 bytes(content), tuple(config.image_size), config.max_pixels, config.channels
             )
             pending.append((row, pixels))
         except Exception as exc:  # noqa: BLE001 - any unreadable picture is its row's error
             rows[row][ERROR_COLUMN] = error_text(exc)
+            rows[row][ERROR_CODE_COLUMN] = error_code(exc)
         if len(pending) == BATCH:
             run(pending)
     if pending:
@@ -136,7 +243,14 @@ class ImageClassifier(PythonModel):
             raise ValueError(
                 f"Expected a column {IMAGE_COLUMN!r} of image bytes, got {list(model_input)}"
             )
-        return classify(self.keras_model, self.config, list(model_input[IMAGE_COLUMN]))
+        pictures = list(model_input[IMAGE_COLUMN])
+        self.config.check_request(pictures)  # before any decoding
+        answer = classify(self.keras_model, self.config, pictures)
+        # Nullable: MLflow's scoring server writes a float column's NaN as a bare NaN,
+        # which strict JSON parsers (JavaScript's JSON.parse) refuse; <NA> goes out as null.
+        probability = self.config.output_columns()[1]
+        answer[probability] = answer[probability].astype("Float64")
+        return answer
 
 
 @dataclass(frozen=True)

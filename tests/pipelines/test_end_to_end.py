@@ -166,14 +166,19 @@ def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params)
     picture = _png(28, mode="L") if digits else jpeg_bytes(7, size=40)
     answer = served.predict(pd.DataFrame({"image": [picture, b"not a picture"]}))
     probability = "probability" if digits else "probability_dog"
-    assert list(answer.columns) == ["label", probability, "error"]
+    assert list(answer.columns) == ["label", probability, "error", "error_code"]
     assert answer.label[0] in (
         [str(d) for d in range(10)]
         if pipeline == "mnist"
         else (FASHION if digits else ["cat", "dog"])
     )
     assert 0 <= answer[probability][0] <= 1 and answer.error[0] == ""
-    assert answer.label[1] == "" and answer.error[1].startswith("UnidentifiedImageError")
+    assert (
+        answer.label[1] == ""
+        and answer.error[1].startswith("UnidentifiedImageError")
+        and list(answer.error_code) == ["", "not_an_image"]
+        and answer[probability].isna()[1]
+    )
     if pipeline == "catdog_fast":  # the served model averages over mirror images too
         assert served.unwrap_python_model().keras_model.name.endswith("_flip_averaged")
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from convnets.datasets import KerasNpzDataset
-from convnets.parameters import MnistTraining, ParameterError
+from convnets.parameters import MnistTraining, ParameterError, Serving
 from convnets.pipelines.mnist import nodes
 from convnets.training import TrainingState
 from tests.conftest import typed_parameters, write_mnist_npz
@@ -72,16 +72,20 @@ def test_train_and_evaluate_both_models(arrays, tmp_path):
 
 def test_the_serving_spec_scales_grayscale_and_hashes_the_test_split(arrays):
     _, _, x_test, y_test = arrays
-    spec = nodes.describe_serving(x_test, y_test, [str(d) for d in range(10)], 40_000_000)
+    serving = typed_parameters(Serving, "serving", max_pictures_per_request=7)
+    spec = nodes.describe_serving(x_test, y_test, [str(d) for d in range(10)], 40_000_000, serving)
     assert spec.config.image_size == [28, 28] and spec.config.channels == 1
     assert spec.config.input_scale == pytest.approx(1 / 255)
-    again = nodes.describe_serving(x_test, y_test, [str(d) for d in range(10)], 40_000_000)
+    again = nodes.describe_serving(x_test, y_test, [str(d) for d in range(10)], 40_000_000, serving)
     assert spec.test_split_sha256 == again.test_split_sha256
     changed = y_test.copy()
     changed[0] = (changed[0] + 1) % 10
-    other = nodes.describe_serving(x_test, changed, [str(d) for d in range(10)], 40_000_000)
+    other = nodes.describe_serving(
+        x_test, changed, [str(d) for d in range(10)], 40_000_000, serving
+    )
     assert other.test_split_sha256 != spec.test_split_sha256
     assert spec.input_example.startswith(b"\x89PNG")
+    assert spec.config.max_pictures_per_request == 7
 
 
 def test_the_books_setting_trains_on_every_image_without_validation(arrays, tmp_path):

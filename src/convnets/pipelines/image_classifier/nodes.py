@@ -31,6 +31,7 @@ from convnets.parameters import (
     ConvnetAugmented,
     ConvnetFast,
     ImageInput,
+    Serving,
     Training,
     TrainingCost,
 )
@@ -303,7 +304,7 @@ def evaluate_best_checkpoint(
 
 
 def describe_serving(
-    split: ImageFolder, data: CatsVsDogsData, image_input: ImageInput
+    split: ImageFolder, data: CatsVsDogsData, image_input: ImageInput, serving: Serving
 ) -> ServingSpec:
     """Serving: how a client's picture becomes this model's input, and a test picture."""
     config = ServingConfig(
@@ -313,6 +314,8 @@ def describe_serving(
         input_scale=1.0,  # the models rescale their uint8 input themselves
         max_pixels=data.max_image_pixels,
         decision_threshold=data.decision_threshold,
+        max_pictures_per_request=serving.max_pictures_per_request,
+        max_request_bytes=serving.max_request_bytes,
     )
     example = split.files("test", data.classes[0])[0].read_bytes()
     return ServingSpec(config, example, test_split_sha256=split.fingerprint)

@@ -7,7 +7,7 @@ from convnets.pipelines.image_classifier import nodes
 
 # Shared by every model namespace: the split on disk and its parameters.
 SHARED_INPUTS = {"cats_vs_dogs_small"}
-SHARED_PARAMETERS = {"params:cats_vs_dogs"}
+SHARED_PARAMETERS = {"params:cats_vs_dogs", "params:serving"}
 
 
 # The book's recipe, the unit of a training cost (book-epoch equivalents).
@@ -65,7 +65,7 @@ def create_pipeline(
         ),
         node(
             nodes.describe_serving,
-            inputs=["cats_vs_dogs_small", "params:cats_vs_dogs", "params:input"],
+            inputs=["cats_vs_dogs_small", "params:cats_vs_dogs", "params:input", "params:serving"],
             outputs="serving_spec",
             name="describe_serving",
             tags="evaluation",

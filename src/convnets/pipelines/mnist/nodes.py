@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from convnets.models import build_mnist_convnet
-from convnets.parameters import MnistTraining
+from convnets.parameters import MnistTraining, Serving
 from convnets.reporting import classification_tables, evaluation_metrics, plot_confusion_matrix
 from convnets.serving import ServingConfig, ServingSpec
 from convnets.training import (
@@ -107,7 +107,11 @@ def evaluate_best_checkpoint(
 
 
 def describe_serving(
-    x_test_raw: np.ndarray, y_test: np.ndarray, class_names: list[str], max_image_pixels: int
+    x_test_raw: np.ndarray,
+    y_test: np.ndarray,
+    class_names: list[str],
+    max_image_pixels: int,
+    serving: Serving,
 ) -> ServingSpec:
     """Serving: a grayscale picture scaled as in ``scale_images``; a test digit as PNG."""
     config = ServingConfig(
@@ -117,6 +121,8 @@ def describe_serving(
         input_scale=1 / 255,
         max_pixels=max_image_pixels,
         decision_threshold=None,
+        max_pictures_per_request=serving.max_pictures_per_request,
+        max_request_bytes=serving.max_request_bytes,
     )
     example = io.BytesIO()
     Image.fromarray(x_test_raw[0]).save(example, format="PNG")

@@ -63,7 +63,13 @@ def create_pipeline(namespace: str = "mnist", raw_dataset: str = "mnist_raw") ->
             ),
             node(
                 nodes.describe_serving,
-                inputs=["x_test_raw", "y_test", "params:class_names", "params:max_image_pixels"],
+                inputs=[
+                    "x_test_raw",
+                    "y_test",
+                    "params:class_names",
+                    "params:max_image_pixels",
+                    "params:serving",
+                ],
                 outputs="serving_spec",
                 name="describe_serving",
                 tags="evaluation",
@@ -74,4 +80,5 @@ def create_pipeline(namespace: str = "mnist", raw_dataset: str = "mnist_raw") ->
         template + training_report.create_pipeline(),
         namespace=namespace,
         inputs={"raw_arrays": raw_dataset},
+        parameters={"params:serving"},  # shared by every model
     )

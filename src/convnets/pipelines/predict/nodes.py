@@ -17,7 +17,7 @@ from PIL import Image
 
 from convnets.parameters import CatsVsDogsData, Predict
 from convnets.reporting import as_mlflow_metrics
-from convnets.serving import ERROR_COLUMN, ServingConfig, classify, error_text
+from convnets.serving import ERROR_CODE_COLUMN, ERROR_COLUMN, ServingConfig, classify, error_text
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def predict_images(
         answers.insert(0, "file", chunk)
         for name, error in read_errors.items():
             answers.loc[answers.file == name, ERROR_COLUMN] = error
+            answers.loc[answers.file == name, ERROR_CODE_COLUMN] = "unreadable"
         chunks.append(answers)
     table = pd.concat(chunks, ignore_index=True)
     table.insert(3, "true_label", [_true_label(name) for name in table.file])

@@ -399,10 +399,6 @@ def test_a_full_disk_while_models_are_logged_keeps_the_training_for_the_next_run
         assert "Training finished earlier" in again.stdout and "Epoch 1/2" not in again.stdout
 
 
-    finally:
-        subprocess.run(["umount", "--lazy", str(artifacts)], check=False)
-
-
 def _watched(project: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
     """``kedro <args>`` in a process that says whether it imported TensorFlow; and its time."""
     started = time.monotonic()

@@ -124,6 +124,7 @@ class ResumePoint:
     best_value: float | None
     final: Path | None  # the model after the last epoch, once training finished
     seed_states: list[list[int]] | None = None  # the layers' random streams
+    finished: bool = False  # training ran to its end (early stopping included)
 
 
 class TrainingState:
@@ -326,6 +327,7 @@ class TrainingState:
             record.get("best_value"),
             final,
             record.get("seed_states"),
+            finished=bool(record.get("final")),
         )
 
     def _lost(self, name: str) -> DamagedTrainingState:

@@ -765,6 +765,19 @@ def _fit_resumably(
     if resume is not None and resume.weights is not None:
         restore_weights(model, resume.weights)
         restore_seed_states(model, resume.seed_states)
+    if resume is not None and resume.finished and resume.best is not None:
+        # Finished, but its final model was damaged: the last weights are that model.
+        save_model_atomically(model, state.final)
+        state.commit(
+            resume.history,
+            resume.weights,
+            resume.best,
+            resume.best_epoch,
+            resume.best_value,
+            state.final,
+            resume.seed_states,
+        )
+        return model, keras.models.load_model(resume.best), resume.history, tags
     mode = monitor_mode(monitor)
     checkpoint = ValidatedCheckpoint(
         filepath=str(state.folder / "best-epoch-{epoch:04d}.keras"),

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 from filelock import FileLock, Timeout
 
 from convnets.errors import UserError
@@ -100,22 +101,35 @@ class ProjectLock:
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "pipelines": pipelines,
         }
-        self._holder.write_text(json.dumps(holder))
+        partial = self._holder.with_name(f"{self._holder.name}.partial")
+        partial.write_text(json.dumps(holder))
+        os.replace(partial, self._holder)  # a reader sees the whole file or the old one
 
     def release(self) -> None:
         if self._lock.is_locked:
             self._holder.unlink(missing_ok=True)
             self._lock.release(force=True)
 
-    def _busy_message(self) -> str:
-        try:
-            holder = json.loads(self._holder.read_text())
-            who = (
-                f"pid {holder['pid']} on {holder['host']}, pipelines "
-                f"{', '.join(holder['pipelines']) or '__default__'}, started {holder['started']}"
-            )
-        except (OSError, ValueError, KeyError):
-            who = "its details are not written yet"
+    def _busy_message(self, wait_s: float = 2.0) -> str:
+        # The holder writes its details just after taking the lock: a run refused in
+        # that instant waits for them rather than naming nobody.
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                holder = json.loads(self._holder.read_text())
+                if holder["host"] == socket.gethostname() and not psutil.pid_exists(holder["pid"]):
+                    raise ValueError("left by a killed run")  # the new holder's is coming
+                who = (
+                    f"pid {holder['pid']} on {holder['host']}, pipelines "
+                    f"{', '.join(holder['pipelines']) or '__default__'}, "
+                    f"started {holder['started']}"
+                )
+                break
+            except (OSError, ValueError, KeyError):
+                if time.monotonic() > deadline:
+                    who = "its details are not written yet"
+                    break
+                time.sleep(0.05)
         return (
             f"Another run ({who}) holds {self.data_dir}/{LOCK_NAME}: runs of one project "
             "share data/, so only one runs at a time. Wait for it to finish, or run from "

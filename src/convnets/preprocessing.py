@@ -9,7 +9,7 @@ decodes what it is given: for those, the pixels may differ by JPEG rounding.
 A picture's EXIF orientation (a phone's "rotate 90 degrees to display") is applied in
 ``decode_and_resize``, so the model sees a picture the way a viewer shows it, on every
 path. The tag is read from the header by Pillow (no pixel is decoded by it); TensorFlow
-then rotates or flips the decoded pixels.
+then turns the resized pixels.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ def _oriented_resize(image: tf.Tensor, image_size: tuple[int, int], orientation)
     """``image`` resized to ``image_size`` as displayed under EXIF ``orientation``.
 
     The resize comes first, at the size before the turn, so the turn moves few pixels;
-    bilinear resizing commutes with transposes and flips. Tensor ops without branches:
-    a ``tf.switch_case`` here slows ``tf.data``'s decoding by half.
+    bilinear resizing commutes with transposes and flips. Tensor ops without branches,
+    as a ``tf.switch_case`` here slows ``tf.data``'s decoding.
     """
     index = tf.clip_by_value(tf.reshape(tf.cast(orientation, tf.int32), []) - 1, 0, 7)
     transposed = index >= 4

@@ -126,8 +126,8 @@ def read_bounded(path: str, max_bytes: int) -> bytes:
             raise NotARegularFile(f"{_kind(info.st_mode)}, not a regular file: not read")
         if info.st_size > max_bytes:
             raise PictureTooLarge(
-                f"{info.st_size:,} bytes, more than the {max_bytes:,} allowed "
-                "(predict_pictures' max_image_bytes in the catalog): not read"
+                f"{info.st_size:,} bytes, more than the {max_bytes:,} allowed: not read "
+                "(max_image_bytes of predict_pictures in conf/base/catalog.yml)"
             )
         chunks, total = [], 0
         while total <= max_bytes:

@@ -203,3 +203,30 @@ def typed_parameters(annotation, key: str, **changes):
     for part in key.split("."):
         value = value[part]
     return parse(annotation, key, _merged(value, changes))
+
+
+def upright_pixels() -> np.ndarray:
+    """A 40x60 picture whose orientation shows: bright top, dark bottom, a grey left edge."""
+    pixels = np.full((40, 60, 3), 20, dtype=np.uint8)
+    pixels[:20] = 230
+    pixels[:, :12] = 128
+    return pixels
+
+
+def exif_rotated_jpeg(pixels: np.ndarray, orientation: int = 6) -> bytes:
+    """``pixels`` as a phone stores them: turned, with the EXIF tag that turns them back."""
+    from PIL import ImageOps  # noqa: PLC0415
+
+    def tagged(image: Image.Image, value: int) -> Image.Image:
+        image.getexif()[0x0112] = value
+        return image
+
+    # Turning by the inverse of ``orientation`` stores what ``orientation`` turns back.
+    inverse = {6: 8, 8: 6}.get(orientation, orientation)
+    source = Image.fromarray(pixels)
+    stored = ImageOps.exif_transpose(tagged(source, inverse))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    stored.save(buffer, format="JPEG", quality=95, exif=exif)
+    return buffer.getvalue()

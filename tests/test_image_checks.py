@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from convnets.image_checks import check_image
-from tests.conftest import jpeg_bytes, png_header
+from tests.conftest import exif_rotated_jpeg, jpeg_bytes, png_header, upright_pixels
 
 
 def _encode(mode: str, fmt: str) -> bytes:
@@ -78,3 +78,15 @@ def test_a_picture_over_the_pixel_limit_is_skipped_from_its_header():
     assert "144,000,000 pixels declared, more than the 40,000,000" in check.reason
     assert check_image(jpeg_bytes(0), max_pixels=24 * 24).action == "kept"
     assert check_image(jpeg_bytes(0), max_pixels=24 * 24 - 1).action == "skipped"
+
+
+def test_a_converted_picture_keeps_its_orientation_for_training_to_apply():
+    from convnets.preprocessing import to_model_input  # noqa: PLC0415
+
+    phone = Image.open(io.BytesIO(exif_rotated_jpeg(upright_pixels(), 6)))
+    buffer = io.BytesIO()
+    phone.convert("L").save(buffer, format="JPEG", exif=phone.getexif())  # grayscale
+    check = check_image(buffer.getvalue(), "convert")
+    assert check.action == "converted"
+    decoded = to_model_input(check.content, (40, 60), max_pixels=10**6)
+    assert np.abs(decoded.astype(int) - upright_pixels().mean(axis=-1, keepdims=True)).mean() < 3

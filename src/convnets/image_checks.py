@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from convnets.preprocessing import ImageTooLarge, check_pixels
+from convnets.preprocessing import EXIF_ORIENTATION, ImageTooLarge, check_pixels, exif_orientation
 
 NON_RGB_POLICIES = ("convert", "skip")
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -43,7 +43,8 @@ def check_image(  # noqa: PLR0911
     Grayscale, CMYK, RGBA or palette images, and PNG/GIF/BMP files named ``.jpg``,
     are re-encoded as RGB JPEG (quality 95) when ``non_rgb`` is ``convert`` and
     skipped when it is ``skip``. Empty, truncated and non-image files are skipped.
-    The final bytes must decode with TensorFlow's decoder, the one training uses.
+    The final bytes must decode with TensorFlow's decoder, the one training uses. A
+    converted picture keeps its EXIF orientation, which training's decoding applies.
     """
     if non_rgb not in NON_RGB_POLICIES:
         raise ValueError(f"non_rgb must be one of {NON_RGB_POLICIES}, not {non_rgb!r}")
@@ -62,7 +63,10 @@ def check_image(  # noqa: PLR0911
             if non_rgb == "skip":
                 return ImageCheck(None, "skipped", f"{kind}, not an RGB JPEG")
             buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, format="JPEG", quality=95)
+            exif = Image.Exif()
+            if (orientation := exif_orientation(content)) != 1:
+                exif[EXIF_ORIENTATION] = orientation
+            image.convert("RGB").save(buffer, format="JPEG", quality=95, exif=exif)
     except UnidentifiedImageError:
         return ImageCheck(None, "skipped", "not an image")
     except (ImageTooLarge, Image.DecompressionBombError) as exc:

@@ -5,12 +5,19 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from convnets.parameters import CatsVsDogsData, Predict
 from convnets.pipelines.predict import nodes
-from tests.conftest import jpeg_bytes, png_header, typed_parameters
+from tests.conftest import (
+    exif_rotated_jpeg,
+    jpeg_bytes,
+    png_header,
+    typed_parameters,
+    upright_pixels,
+)
 
 DATA = typed_parameters(CatsVsDogsData, "cats_vs_dogs")
 PREDICT = typed_parameters(Predict, "predict", grid_images=4)
@@ -29,6 +36,21 @@ def brightness_model():
     outputs = keras.layers.Dense(1, activation="sigmoid")(x)
     model = keras.Model(inputs, outputs)
     model.layers[-1].set_weights([np.array([[20.0]]), np.array([-10.0])])
+    return model
+
+
+def top_bright_model(size: int = 32) -> keras.Model:
+    """Dog when the top half is brighter than the bottom: it sees which way is up.
+
+    Standard layers only, so it saves and loads as a ``.keras`` file.
+    """
+    inputs = keras.Input((size, size, 3))
+    outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, outputs)
+    weights = np.ones((size, size, 3), dtype="float32")
+    weights[size // 2 :] = -1.0
+    scale = 20.0 / (255.0 * weights.size / 2)
+    model.layers[-1].set_weights([(weights * scale).reshape(-1, 1), np.zeros(1, "float32")])
     return model
 
 
@@ -84,6 +106,94 @@ def test_a_picture_over_the_pixel_limit_is_refused_from_its_header(brightness_mo
     error = table.set_index("file").loc["huge.png", "error"]
     assert error.startswith("ImageTooLarge: 144,000,000 pixels declared, more than the 40,000,000")
     assert table.set_index("file").loc["dog.1.jpg", "label"] == "dog"
+
+
+def test_a_phone_picture_reaches_the_model_upright_and_is_drawn_upright():
+    phone = exif_rotated_jpeg(upright_pixels(), 6)
+    untagged = io.BytesIO()
+    Image.open(io.BytesIO(phone)).save(untagged, format="JPEG", quality=95)  # no EXIF
+    images = {"phone.jpg": _loader(phone), "stored.jpg": _loader(untagged.getvalue())}
+    table, _, figure = nodes.predict_images(images, top_bright_model(), DATA, PREDICT)
+    probability = table.set_index("file").probability_dog
+    assert probability["phone.jpg"] > 0.99  # bright top: upright
+    assert probability["stored.jpg"] < 0.9  # the same pixels as stored: on their side
+    drawn = [axis.images[0].get_array() for axis in figure.axes if axis.images]
+    assert drawn[0].shape[:2] == (40, 60)  # phone.jpg, drawn upright (wider than high)
+
+
+def test_names_are_written_losslessly_and_no_cell_is_a_formula(brightness_model, tmp_path):
+    images = {
+        "=SUM(1+1)*cmd.jpg": _loader(_solid_jpeg(250)),
+        "+1.jpg": _loader(_solid_jpeg(250)),
+        "-1.jpg": _loader(_solid_jpeg(250)),
+        "@x.jpg": _loader(_solid_jpeg(250)),
+        "\tx.jpg": _loader(_solid_jpeg(250)),
+        "bad_utf8_\udcff\udcfe.jpg": _loader(_solid_jpeg(5)),  # os.fsdecode(b"\xff\xfe")
+        "ok.jpg": _loader(_solid_jpeg(5)),
+    }
+    table, _, _ = nodes.predict_images(images, brightness_model, DATA, PREDICT)
+    path = tmp_path / "predictions.csv"
+    table.to_csv(path, index=False)  # as the catalog's CSVDataset writes it: UTF-8
+    written = pd.read_csv(path, keep_default_na=False)
+    assert sorted(written.file) == sorted(
+        [
+            "'=SUM(1+1)*cmd.jpg",
+            "'+1.jpg",
+            "'-1.jpg",
+            "'@x.jpg",
+            "'\tx.jpg",
+            "bad_utf8_\\xff\\xfe.jpg",
+            "ok.jpg",
+        ]
+    )
+    assert (written.error == "").all()
+    assert written.set_index("file").loc["bad_utf8_\\xff\\xfe.jpg", "label"] == "cat"
+
+
+def test_error_rows_of_the_folder_name_why_and_cannot_crash_the_table(brightness_model):
+    from convnets.datasets.picture_folder import NotARegularFile  # noqa: PLC0415
+
+    def refused():
+        raise NotARegularFile("a FIFO (named pipe), not a regular file: not opened")
+
+    def bad_text():
+        raise OSError("a message with a lone \udcff surrogate")
+
+    images = {"pipe.jpg": refused, "odd.jpg": bad_text, "dog.1.jpg": _loader(_solid_jpeg(250))}
+    table, _, _ = nodes.predict_images(images, brightness_model, DATA, PREDICT)
+    errors = table.set_index("file").error
+    assert (
+        errors["pipe.jpg"] == "NotARegularFile: a FIFO (named pipe), not a regular file: not opened"
+    )
+    assert errors["odd.jpg"] == "OSError: a message with a lone \\udcff surrogate"
+    assert errors["dog.1.jpg"] == ""
+
+
+def test_files_are_read_a_bounded_chunk_at_a_time(brightness_model, monkeypatch):
+    events = []
+    content = _solid_jpeg(250)
+
+    def loader(name):
+        def load():
+            events.append(("read", name))
+            return content
+
+        return load
+
+    real_classify = nodes.classify
+
+    def classify(model, config, pictures):
+        events.append(("classify", len(pictures)))
+        return real_classify(model, config, pictures)
+
+    monkeypatch.setattr(nodes, "classify", classify)
+    monkeypatch.setattr(nodes, "PREDICT_CHUNK_BYTES", 3 * len(content))
+    images = {f"{index:02}.jpg": loader(f"{index:02}.jpg") for index in range(8)}
+    table, _, _ = nodes.predict_images(images, brightness_model, DATA, PREDICT)
+    assert len(table) == 8
+    batches = [size for kind, size in events if kind == "classify"]
+    assert batches == [3, 3, 2]  # never more than about PREDICT_CHUNK_BYTES held
+    assert events.index(("classify", 3)) == 3  # the fourth file is read after the first batch
 
 
 PREDICT_IN_A_PROCESS = """

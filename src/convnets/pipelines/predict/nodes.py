@@ -6,22 +6,28 @@ import io
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import keras
 import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, ImageOps
 
+from convnets.datasets.picture_folder import NotARegularFile, PictureTooLarge, printable_name
 from convnets.parameters import CatsVsDogsData, Predict
 from convnets.reporting import as_mlflow_metrics
 from convnets.serving import ERROR_CODE_COLUMN, ERROR_COLUMN, ServingConfig, classify, error_text
 
 logger = logging.getLogger(__name__)
 
-PREDICT_CHUNK = 64  # pictures read and classified at a time
+PREDICT_CHUNK = 64  # pictures read and classified at a time, at most
+PREDICT_CHUNK_BYTES = 64 * 2**20  # and at most about this many bytes of files
+GRID_PIXELS = 256  # the grid's pictures are drawn from thumbnails this size
+# A spreadsheet runs a cell that begins with one of these as a formula (OWASP's "CSV
+# injection"): such a cell is written with a leading single quote.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 KAGGLE_NAME = re.compile(r"(?:^|/)(?P<label>cat|dog)\.\d+\.", re.IGNORECASE)
 
 
@@ -72,9 +78,10 @@ def predict_images(
 
     A probability above ``cats_vs_dogs.decision_threshold`` means the second class, as
     in the models' evaluation. Returns the table (file, label, probability_dog,
-    true_label, error), the accuracy on the files whose Kaggle-style name gives their
-    label (as MLflow metrics, empty when none do), and a grid of pictures spread over
-    the folder.
+    true_label, error: one row per entry of the folder; names as ``printable_name``
+    writes them, a cell that begins like a spreadsheet formula with a leading ``'``),
+    the accuracy on the files whose Kaggle-style name gives their label (as MLflow
+    metrics, empty when none do), and a grid of pictures spread over the folder.
     """
     if not images:
         raise ValueError(
@@ -90,22 +97,9 @@ def predict_images(
         decision_threshold=data.decision_threshold,
     )
     names = sorted(images)
-    chunks = []
-    for start in range(0, len(names), PREDICT_CHUNK):  # memory stays flat
-        chunk, contents, read_errors = names[start : start + PREDICT_CHUNK], [], {}
-        for name in chunk:
-            try:
-                contents.append(images[name]())
-            except Exception as exc:  # noqa: BLE001 - an unreadable file is its row's error
-                cause = exc.__cause__ or exc  # Kedro wraps the reader's error in a DatasetError
-                read_errors[name] = error_text(cause)
-                contents.append(b"")
-        answers = classify(model, config, contents)
-        answers.insert(0, "file", chunk)
-        for name, error in read_errors.items():
-            answers.loc[answers.file == name, ERROR_COLUMN] = error
-            answers.loc[answers.file == name, ERROR_CODE_COLUMN] = "unreadable"
-        chunks.append(answers)
+    chunks = [
+        _classify_chunk(model, config, images, chunk) for chunk in _chunks_of_files(images, names)
+    ]
     table = pd.concat(chunks, ignore_index=True)
     table.insert(3, "true_label", [_true_label(name) for name in table.file])
     for row in table[table[ERROR_COLUMN] != ""].itertuples():
@@ -124,8 +118,88 @@ def predict_images(
     classified = table[readable]
     count = min(predict.grid_images, len(classified))
     shown = classified.iloc[np.unique(np.linspace(0, len(classified) - 1, count).astype(int))]
-    pictures = {name: Image.open(io.BytesIO(images[name]())) for name in shown.file}
-    return table, metrics, _prediction_grid(shown, pictures)
+    raw_names = {printable_name(name): name for name in names}
+    pictures = {name: _thumbnail(images[raw_names[name]]()) for name in shown.file}
+    figure = _prediction_grid(shown, pictures)
+    return _safe_for_csv(table), metrics, figure
+
+
+def _chunks_of_files(
+    images: dict[str, Callable[[], bytes]], names: list[str]
+) -> Iterator[list[tuple[str, bytes | BaseException]]]:
+    """``(name, bytes or why not read)`` by chunks of a bounded count and size.
+
+    Files are read as their chunk is made, so memory holds one chunk's files, whatever
+    the folder holds (each file is bounded by the folder's ``max_image_bytes``).
+    """
+    chunk: list[tuple[str, bytes | BaseException]] = []
+    size = 0
+    for name in names:
+        try:
+            content: bytes | BaseException = images[name]()
+            size += len(content)
+        except Exception as exc:  # noqa: BLE001 - an unreadable file is its row's error
+            content = exc.__cause__ or exc  # Kedro wraps a reader's error in a DatasetError
+        chunk.append((name, content))
+        if len(chunk) == PREDICT_CHUNK or size >= PREDICT_CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _classify_chunk(
+    model: keras.Model,
+    config: ServingConfig,
+    images: dict[str, Callable[[], bytes]],
+    chunk: list[tuple[str, bytes | BaseException]],
+) -> pd.DataFrame:
+    contents = [content if isinstance(content, bytes) else b"" for _, content in chunk]
+    answers = classify(model, config, contents)
+    # Not the names as the system gives them: one that is not valid UTF-8 holds lone
+    # surrogates, which a table of strings refuses ("surrogates not allowed").
+    answers.insert(0, "file", [printable_name(name) for name, _ in chunk])
+    for row, (_, content) in enumerate(chunk):
+        if isinstance(content, BaseException):
+            answers.loc[row, ERROR_COLUMN] = _without_surrogates(error_text(content))
+            answers.loc[row, ERROR_CODE_COLUMN] = _read_error_code(content)
+    return answers
+
+
+def _read_error_code(error: BaseException) -> str:
+    """The ``serving.ERROR_CODES`` code of a picture that could not be read."""
+    if isinstance(error, NotARegularFile):
+        return "not_a_regular_file"
+    if isinstance(error, PictureTooLarge):
+        return "too_large"
+    return "unreadable"
+
+
+def _thumbnail(content: bytes) -> Image.Image:
+    """The picture upright and small: one decoded at full size at a time, then shrunk."""
+    with Image.open(io.BytesIO(content)) as image:
+        image.draft("RGB", (GRID_PIXELS, GRID_PIXELS))  # JPEG: decodes at a fraction
+        image.thumbnail((GRID_PIXELS, GRID_PIXELS))
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def _without_surrogates(text: str) -> str:
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def _csv_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _safe_for_csv(table: pd.DataFrame) -> pd.DataFrame:
+    """No cell a spreadsheet would run as a formula: those get a leading ``'``."""
+    table = table.copy()
+    for column in table.columns:
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            table[column] = [_csv_cell(value) for value in table[column]]
+    return table
 
 
 def _true_label(name: str) -> str:
@@ -140,7 +214,7 @@ def _prediction_grid(shown: pd.DataFrame, pictures: dict[str, Image.Image]) -> F
     for axis in axes.flat:
         axis.axis("off")
     for axis, row in zip(axes.flat, shown.itertuples(), strict=False):
-        axis.imshow(pictures[row.file].convert("RGB"))
+        axis.imshow(pictures[row.file])
         wrong = row.true_label and row.true_label != row.label
         axis.set_title(
             f"{row.label} {row.probability_dog:.2f}\n{row.file[-24:]}",

@@ -286,11 +286,17 @@ def test_a_malformed_image_size_is_named_with_the_form_to_use():
     assert "Fix: --params=catdog.input.image_size=<height>x<width>" in str(error.value)
 
 
+def test_optimizer_names_are_read_as_keras_reads_them():
+    """Keras looks names up in lower case: ``RMSprop`` in a conf file keeps working."""
+    training = typed_parameters(Training, "catdog.training", optimizer="RMSprop")
+    assert training.optimizer == "rmsprop"
+
+
 @pytest.mark.parametrize(
     "annotation, key, field, typo, allowed, fixed",
     [
         (Training, "catdog.training", "optimizer", "rmsprp", "'rmsprop'", "rmsprop"),
-        (Training, "catdog.training", "optimizer", "Adam", "'adamw'", "adam"),
+        (Training, "catdog.training", "optimizer", "adamm", "'adamw'", "adam"),
         (
             Training,
             "catdog.training",

@@ -33,8 +33,27 @@ class _StopAfter(keras.callbacks.Callback):
             raise KeyboardInterrupt("killed")  # as a crash: no clean-up, the state stays
 
 
+class _EarlyStop(keras.callbacks.Callback):
+    """Listed first: stops the training at ``epoch`` as ``EarlyStopping`` would."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            self.model.stop_training = True
+
+
 def _train(
-    folder, stop_after=None, run_id=None, monitor="val_loss", *, as_dataset=False, dropout=0.0
+    folder,
+    stop_after=None,
+    run_id=None,
+    monitor="val_loss",
+    *,
+    as_dataset=False,
+    dropout=0.0,
+    early_stop_at=None,
 ):
     """A small model (with ``dropout``), trained for EPOCHS epochs with the resume state in
     ``folder``: from arrays (as MNIST), or from ``ordered_batches`` (as the cats and dogs)."""
@@ -77,7 +96,8 @@ def _train(
     model = compile_model(model, training)
     probe = _StopAfter(stop_after)
     original = model.fit
-    model.fit = lambda *a, **k: original(*a, **{**k, "callbacks": [*k["callbacks"], probe]})
+    first = [_EarlyStop(early_stop_at)] if early_stop_at else []
+    model.fit = lambda *a, **k: original(*a, **{**k, "callbacks": [*first, *k["callbacks"], probe]})
     state = TrainingState(folder, run_id=run_id)
     if as_dataset:
         result = fit_with_best_checkpoint(
@@ -293,3 +313,31 @@ def test_a_resumed_training_computes_what_an_uninterrupted_one_does(tmp_path, as
     assert trained == [3, 4]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(resumed[key], uninterrupted[key], rtol=1e-5, err_msg=key)
+
+
+def test_an_early_stopped_training_killed_before_its_final_model_trains_no_further(tmp_path):
+    from convnets.resume_state import _sealed  # noqa: PLC0415
+
+    folder = tmp_path / "state"
+    _train(folder, early_stop_at=2)
+    record = _record(folder)
+    assert record["stopped_early"] and record["epochs_done"] == 2
+    # As if killed while final.keras was written: the record of the last epoch only.
+    (folder / "state.json").write_text(json.dumps(_sealed({**record, "final": None})))
+    (folder / "final.keras").unlink()
+    (_, _, history, _), trained = _train(folder)
+    assert trained == [] and len(history["loss"]) == 2  # not epochs 3 and 4
+    assert TrainingState(folder).is_finished()
+
+
+def test_a_state_of_an_earlier_version_is_set_aside_with_its_models(tmp_path, caplog):
+    folder = tmp_path / "state"
+    folder.mkdir()
+    for name in ("final.keras", "best.keras", "history.csv", "config.sha256"):
+        (folder / name).write_text(name)  # the layout before records, training finished
+    with caplog.at_level(logging.WARNING):
+        _, trained = _train(folder)
+    assert trained == [1, 2, 3, 4]
+    assert "earlier version of the project" in caplog.text
+    kept = tmp_path / "state.set-aside-format2"
+    assert (kept / "final.keras").read_text() == "final.keras"  # never deleted

@@ -66,10 +66,14 @@ def test_a_killed_process_folder_goes_a_live_one_and_the_users_stay(temp_dir, ca
 
 
 def test_a_folder_whose_pid_was_reused_goes_and_another_hosts_stays(temp_dir):
+    from convnets import scratch  # noqa: PLC0415
+
     reused = scratch_dir("convnets-run-log-")
     owner = json.loads((reused / OWNER_FILE).read_text())
-    # This process's pid with another create time: the owner died and the pid came back.
+    # This process's pid with another create time, and no lock on it: the owner died
+    # and the pid came back.
     (reused / OWNER_FILE).write_text(json.dumps({**owner, "create_time": 1.0}))
+    scratch._unmark(reused)
     elsewhere = scratch_dir("convnets-run-log-")
     (elsewhere / OWNER_FILE).write_text(json.dumps({**owner, "pid": 1, "host": "other-host"}))
     assert remove_abandoned_scratch() == [reused]
@@ -82,3 +86,12 @@ def test_scratch_directory_is_a_marked_temporary_directory(temp_dir):
         assert owner["pid"] == os.getpid()
         assert remove_abandoned_scratch() == []
     assert list(temp_dir.iterdir()) == []
+
+
+def test_a_live_owner_keeps_its_folder_after_the_clock_moved(temp_dir):
+    """psutil's create times move with the wall clock: the owner's lock tells instead."""
+    live = scratch_dir("convnets-servable-")
+    owner = json.loads((live / OWNER_FILE).read_text())
+    (live / OWNER_FILE).write_text(json.dumps({**owner, "create_time": owner["create_time"] + 30}))
+    assert remove_abandoned_scratch() == []
+    assert live.is_dir()

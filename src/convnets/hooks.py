@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import sqlite3
 import stat
@@ -42,7 +41,7 @@ from convnets.parameters import (
     mnist_costs,
 )
 from convnets.project_lock import ProjectLock, remove_stale_staging
-from convnets.scratch import remove_abandoned_scratch, scratch_dir
+from convnets.scratch import remove_abandoned_scratch, remove_scratch, scratch_dir
 
 logger = logging.getLogger(__name__)
 
@@ -316,7 +315,7 @@ class ProjectMlflowHook(MlflowHook):
         except Exception as exc:  # noqa: BLE001 - a log that cannot be attached is not fatal
             logger.warning("Could not attach the run log to MLflow: %s", exc)
         finally:
-            shutil.rmtree(path.parent, ignore_errors=True)  # the log and its owner file
+            remove_scratch(path.parent)  # the log and its owner file
 
 
 HOST_TAG, PID_TAG, STARTED_TAG = "process.host", "process.pid", "process.started"

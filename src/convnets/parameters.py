@@ -181,7 +181,7 @@ class Architecture(
 
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 # The names keras.optimizers.get resolves, so a typo is refused before any node.
-OptimizerName = Literal[
+_OptimizerNames = Literal[
     "adadelta",
     "adafactor",
     "adagrad",
@@ -194,6 +194,13 @@ OptimizerName = Literal[
     "rmsprop",
     "sgd",
 ]
+
+
+def _lower(name: object) -> object:
+    return name.lower() if isinstance(name, str) else name  # as Keras looks names up
+
+
+OptimizerName = Annotated[_OptimizerNames, BeforeValidator(_lower)]
 # Losses for one sigmoid output (cats vs dogs) and for integer class labels (MNIST).
 BinaryLoss = Literal["binary_crossentropy", "binary_focal_crossentropy"]
 ClassLoss = Literal["sparse_categorical_crossentropy"]

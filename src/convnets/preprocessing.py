@@ -30,19 +30,24 @@ class ImageTooLarge(ValueError):
     """An image whose header declares more pixels than allowed: refused before decoding."""
 
 
+# Pillow's warnings on reading a header: a large picture (refused by check_pixels
+# whatever Pillow says) and a damaged EXIF block (shown as stored). Filters set once:
+# warnings.catch_warnings is not thread-safe, and tf.data decodes in threads.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+warnings.filterwarnings("ignore", message=r".*(EXIF|exif)", module=r"PIL\.")
+warnings.filterwarnings("ignore", message=r"Truncated File Read", module=r"PIL\.")
+
+
 def declared_pixels(content: bytes) -> int:
     """Width x height as the image's header declares them, without decoding the pixels.
 
     Raises ``PIL.UnidentifiedImageError`` for bytes that are not an image.
     """
-    with warnings.catch_warnings():
-        # Pillow's own bomb warning; the limit that applies here is the caller's.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(content)) as image:  # reads the header only
-                width, height = image.size
-        except Image.DecompressionBombError as error:
-            raise ImageTooLarge(f"{error}; not decoded") from None
+    try:  # Pillow's own bomb warning is filtered above: the caller's limit applies
+        with Image.open(io.BytesIO(content)) as image:  # reads the header only
+            width, height = image.size
+    except Image.DecompressionBombError as error:
+        raise ImageTooLarge(f"{error}; not decoded") from None
     return width * height
 
 
@@ -63,10 +68,8 @@ def exif_orientation(content: bytes) -> int:
     that decodes: it is shown as stored, as viewers do.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # bomb and EXIF warnings: this only reads a tag
-            with Image.open(io.BytesIO(bytes(content))) as image:
-                orientation = int(image.getexif().get(EXIF_ORIENTATION, 1))
+        with Image.open(io.BytesIO(bytes(content))) as image:
+            orientation = int(image.getexif().get(EXIF_ORIENTATION, 1))
     except Exception:  # noqa: BLE001 - any unreadable header: no orientation to apply
         return 1
     return orientation if 1 <= orientation <= 8 else 1

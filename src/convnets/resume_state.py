@@ -207,10 +207,13 @@ class TrainingState:
         best_value: float | None,
         final: Path | None = None,
         seed_states: list[list[int]] | None = None,
+        *,
+        stopped_early: bool = False,
     ) -> None:
         """Record a finished epoch (or the finished training), then drop unnamed files."""
         names = {path.name: path for path in (weights, best, final) if path is not None}
         current = self._read_record(self.record)
+        known = (current or {}).get("files") or {}
         record = _sealed(
             {
                 "format": RECORD_FORMAT,
@@ -223,7 +226,13 @@ class TrainingState:
                 "best_value": best_value,
                 "final": final.name if final else None,
                 "seed_states": seed_states or [],
-                "files": {name: file_entry(path) for name, path in names.items()},
+                "stopped_early": stopped_early,
+                # Weight files and checkpoints are written once under their own name:
+                # an entry the current record holds is still true.
+                "files": {
+                    name: known.get(name) if name in known and name != FINAL else file_entry(path)
+                    for name, path in names.items()
+                },
             }
         )
         partial = self.folder / f".{RECORD}.partial"
@@ -327,7 +336,7 @@ class TrainingState:
             record.get("best_value"),
             final,
             record.get("seed_states"),
-            finished=bool(record.get("final")),
+            finished=bool(record.get("final")) or bool(record.get("stopped_early")),
         )
 
     def _lost(self, name: str) -> DamagedTrainingState:
@@ -358,13 +367,19 @@ class TrainingState:
             logger.warning("Kept the damaged files of %s in %s", self.folder, keep)
         shutil.rmtree(self.folder, ignore_errors=True)
 
+    def _legacy(self) -> bool:
+        """A state of an earlier version (Keras' ``BackupAndRestore``, ``history.csv``,
+        ``best.keras``): never resumed, and never deleted."""
+        if self.record.is_file() or self.previous_record.is_file():
+            return False
+        return (self.folder / "backup").is_dir() or (self.folder / "best.keras").is_file()
+
     def _has_progress(self) -> bool:
-        legacy = (self.folder / "backup").is_dir()  # a state written before records
-        return self.record.is_file() or self.previous_record.is_file() or legacy
+        return self.record.is_file() or self.previous_record.is_file() or self._legacy()
 
     def _recorded_config(self) -> str:
-        if (self.folder / "backup").is_dir() and not self.record.is_file():
-            return "format2"  # Keras' BackupAndRestore layout: set aside, not resumed
+        if self._legacy():
+            return "format2"
         try:
             config = self.config.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError):
@@ -398,13 +413,22 @@ class TrainingState:
             if target.exists():
                 target = target.with_name(f"{target.name}-{time.strftime('%Y%m%d-%H%M%S')}")
             self.folder.rename(target)
-            logger.warning(
-                "Set aside %s: it was left by another configuration (its epochs are kept in "
-                "%s and resume when that configuration runs again; delete the folder to free "
-                "its space)",
-                self.folder,
-                target,
-            )
+            if recorded == "format2":
+                logger.warning(
+                    "Set aside %s as %s: it was written by an earlier version of the project, "
+                    "whose state this one cannot resume; its models are kept there (delete the "
+                    "folder once you no longer need them). Training starts again",
+                    self.folder,
+                    target,
+                )
+            else:
+                logger.warning(
+                    "Set aside %s: it was left by another configuration (its epochs are kept "
+                    "in %s and resume when that configuration runs again; delete the folder "
+                    "to free its space)",
+                    self.folder,
+                    target,
+                )
         aside = self.set_aside_folder(config)
         if aside.is_dir():
             if self.folder.exists():

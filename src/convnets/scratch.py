@@ -20,7 +20,17 @@ from pathlib import Path
 
 import psutil
 
+try:
+    import fcntl
+except ImportError:  # Windows: the pid and create time alone tell
+    fcntl = None
+
 logger = logging.getLogger(__name__)
+
+# Owner files this process holds an flock on while their folder lives: the lock dies
+# with the process, so a live owner is told apart even after the clock moved (psutil
+# derives create times from the boot time, which moves with the wall clock).
+_HELD: dict[str, int] = {}
 
 PREFIX = "convnets-"
 OWNER_FILE = ".convnets-scratch-owner.json"
@@ -37,7 +47,24 @@ def _owner() -> dict[str, object]:
 
 
 def _mark(folder: Path) -> None:
-    (folder / OWNER_FILE).write_text(json.dumps(_owner()) + "\n")
+    owner = folder / OWNER_FILE
+    owner.write_text(json.dumps(_owner()) + "\n")
+    if fcntl is not None:
+        descriptor = os.open(owner, os.O_RDONLY)  # not inherited by exec'd children
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _HELD[str(folder)] = descriptor
+
+
+def _unmark(folder: Path) -> None:
+    descriptor = _HELD.pop(str(folder), None)
+    if descriptor is not None:
+        os.close(descriptor)
+
+
+def remove_scratch(folder: Path) -> None:
+    """Remove a folder ``scratch_dir`` made, once this process is done with it."""
+    _unmark(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_prefix(prefix: str) -> None:
@@ -60,6 +87,10 @@ class ScratchDirectory(tempfile.TemporaryDirectory):
         _check_prefix(prefix)
         super().__init__(prefix=prefix)
         _mark(Path(self.name))
+
+    def cleanup(self) -> None:
+        _unmark(Path(self.name))
+        super().cleanup()
 
 
 def _recorded_owner(folder: Path) -> dict | None:
@@ -92,7 +123,28 @@ def _process_gone(pid: int, create_time: float) -> bool:
         return False  # cannot tell: keep its folder
 
 
+def _held(folder: Path) -> bool | None:
+    """True while a live process holds the folder's owner file; None where unknown."""
+    if fcntl is None:
+        return None
+    try:
+        descriptor = os.open(folder / OWNER_FILE, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)  # and with it the probe's own lock
+    return False
+
+
 def _abandoned(folder: Path, host: str) -> bool:
+    if _held(folder):
+        return False
     owner = _recorded_owner(folder)
     # On a temp dir shared between hosts another host's process cannot be checked here.
     return (

@@ -157,8 +157,8 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
     epochs of ``previous`` (a resumed training's history) that the run does not hold
     yet, so each epoch appears once. Listed after ``EpochCommit``: an epoch is logged
     once it is saved, so a resumed run never logs a step twice. Epochs that could not
-    be sent (the tracking server or database unreachable) are kept and sent with the
-    next epoch; training goes on meanwhile.
+    be sent (the tracking server or database unreachable) are kept and sent with a
+    later epoch, the tries spaced out (1, 3, 7… epochs); training goes on meanwhile.
     """
 
     def __init__(self, run_id: str, previous: dict[str, list[float]]) -> None:
@@ -167,22 +167,29 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
         self._previous = previous
         self._client = mlflow.MlflowClient()
         self._pending: list[tuple[int, dict[str, float]]] = []
+        self._backfill_checked = False  # the run's logged steps read, the backfill filtered
         self._failing = False
+        # Epochs to wait before the next try while MLflow does not answer (doubling), so
+        # that a hung server does not cost its whole retry budget at every epoch.
+        self._wait, self._skip = 0, 0
 
-    def _flush(self) -> None:
+    def _flush(self, *, force: bool = False) -> None:
         if not self._pending:
             return
-        now = int(time.time() * 1000)
-        metrics = [
-            Metric(key, float(value), now, step)
-            for step, values in self._pending
-            for key, value in values.items()
-            # NaN: no validation that epoch; a NaN loss (divergence) is logged as such.
-            if key in HISTORY_KEYS and not (key.startswith("val_") and math.isnan(float(value)))
-        ]
+        if self._skip and not force:
+            self._skip -= 1
+            return
         try:
-            for start in range(0, len(metrics), 1000):  # MLflow's batch limit
-                self._client.log_batch(self._run_id, metrics=metrics[start : start + 1000])
+            if not self._backfill_checked:
+                logged = self._logged_steps()
+                self._pending = [row for row in self._pending if row[0] not in logged]
+                self._backfill_checked = True
+            while self._pending:
+                # MLflow's batch limit is 1000 metrics: a few epochs at a time, each
+                # dropped from the queue once sent, so none is sent twice.
+                rows, metrics = self._next_batch()
+                self._client.log_batch(self._run_id, metrics=metrics)
+                del self._pending[:rows]
         except Exception as error:  # noqa: BLE001 - watching the run must not stop training
             if not self._failing:
                 logger.warning(
@@ -191,34 +198,48 @@ class MlflowEpochMetrics(keras.callbacks.Callback):
                     error,
                 )
             self._failing = True
+            self._wait = min(2 * self._wait + 1, 16)
+            self._skip = self._wait
             return
         if self._failing:
-            logger.info("MLflow answers again: sent the metrics of %d epoch(s)", len(self._pending))
-        self._failing = False
-        self._pending = []
+            logger.info("MLflow answers again: sent the metrics of the epochs it missed")
+        self._failing, self._wait, self._skip = False, 0, 0
+
+    def _next_batch(self) -> tuple[int, list[Metric]]:
+        now = int(time.time() * 1000)
+        metrics: list[Metric] = []
+        rows = 0
+        for step, values in self._pending:
+            row = [
+                Metric(key, float(value), now, step)
+                for key, value in values.items()
+                # NaN: no validation that epoch; a NaN loss (divergence) is logged as such.
+                if key in HISTORY_KEYS and not (key.startswith("val_") and math.isnan(float(value)))
+            ]
+            if rows and len(metrics) + len(row) > 1000:
+                break
+            metrics += row
+            rows += 1
+        return rows, metrics
 
     def _logged_steps(self) -> set[int]:
-        try:
-            return {metric.step for metric in self._client.get_metric_history(self._run_id, "loss")}
-        except Exception:  # noqa: BLE001 - unknown: the backfill is retried with the next epoch
-            return set()
+        return {metric.step for metric in self._client.get_metric_history(self._run_id, "loss")}
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         epochs = len(self._previous.get("loss", []))
-        logged = self._logged_steps() if epochs else set()
         self._pending += [
             (epoch + 1, {key: values[epoch] for key, values in self._previous.items()})
             for epoch in range(epochs)
-            if epoch + 1 not in logged
         ]
-        self._flush()
+        self._backfill_checked = not epochs
+        self._flush(force=True)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._pending.append((epoch + 1, dict(logs or {})))
         self._flush()
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        self._flush()
+        self._flush(force=True)
         if self._pending:
             logger.warning(
                 "The metrics of %d epoch(s) could not be sent to MLflow; they are kept in "
@@ -443,6 +464,9 @@ class EpochCommit(keras.callbacks.Callback):
             self._best_value,
             final,
             seed_states(self.model),
+            # Set by early stopping before this callback: the training ends here, and a
+            # resume must not train on past it.
+            stopped_early=bool(self.model.stop_training),
         )
 
 

@@ -138,8 +138,13 @@ def test_a_version_registered_by_a_killed_run_is_decided_on_by_the_next(tracking
     assert killed.returncode == -9, killed.stderr[-2000:]
     (orphan,) = tracking.search_model_versions("name='convnets-x'")
     assert DECISION_TAG not in orphan.tags and orphan.tags[ACCURACY_TAG] == "0.900000"
-
     dataset = MlflowServableModelDataset(registered_model_name="convnets-x")
+    # While its run is RUNNING, it may be deciding yet (another machine): left alone.
+    dataset._finish_orphans(tracking)  # noqa: SLF001
+    assert DECISION_TAG not in tracking.get_model_version("convnets-x", "1").tags
+    # The next kedro run marks the killed run KILLED at its start (hooks.close_orphan_runs).
+    tracking.set_terminated(orphan.run_id, status="KILLED")
+
     _register(dataset, 0.80)  # worse than the orphan: the orphan becomes champion
     versions = {str(v.version): v for v in tracking.search_model_versions("name='convnets-x'")}
     assert "deciding now" not in versions["1"].tags[DECISION_TAG]

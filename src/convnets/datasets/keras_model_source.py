@@ -17,6 +17,18 @@ class ModelNotFound(UserError, DatasetError):
     """No model where the user pointed, or no trained model yet."""
 
 
+def _whole_archive(path: Path) -> bool:
+    """True when ``path`` is a readable zip (a ``.keras`` file) whose members check out;
+    a whole file that does not load is another problem (a Keras version, a layer)."""
+    import zipfile  # noqa: PLC0415
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 class DamagedModel(UserError, DatasetError):
     """The saved model is there but cannot be read."""
 
@@ -60,7 +72,7 @@ class KerasModelSourceDataset(AbstractDataset[None, Any]):
             return saved.load()
         except DatasetError as exc:
             versions = sorted(Path(self._filepath).glob("*/*"))
-            if versions:  # a saved version that does not load: damaged, not missing
+            if versions and not _whole_archive(versions[-1]):  # damaged, not missing
                 raise DamagedModel(
                     f"The trained model {versions[-1]} cannot be loaded ({exc.__cause__ or exc}): "
                     "the file is damaged. Move its version out of the folder (mv "

@@ -48,6 +48,15 @@ def champion_decision(
     return False, f"test accuracy {accuracy:.4f} <= champion's {champion_accuracy:.4f}: kept"
 
 
+def _run_is_live(client: mlflow.MlflowClient, run_id: str | None) -> bool:
+    if not run_id:
+        return False
+    try:
+        return client.get_run(run_id).info.status == "RUNNING"
+    except MlflowException:  # the run was deleted: nobody will decide for it
+        return False
+
+
 class MlflowServableModelDataset(AbstractDataset[ServableModel, None]):
     """Logs a ``ServableModel`` as an MLflow pyfunc model, registers a new version, and
     moves ``alias`` to it when ``champion_decision`` says so.
@@ -149,7 +158,9 @@ class MlflowServableModelDataset(AbstractDataset[ServableModel, None]):
         except MlflowException:  # not registered yet
             return
         for orphan in sorted(versions, key=lambda version: int(version.version)):
-            if DECISION_TAG in orphan.tags:
+            # Only the project's (score tags or none), and only those whose run ended: a
+            # run on another machine may be about to decide on its own version.
+            if DECISION_TAG in orphan.tags or _run_is_live(client, orphan.run_id):
                 continue
             tags = orphan.tags
             if ACCURACY_TAG in tags and SPLIT_TAG in tags:

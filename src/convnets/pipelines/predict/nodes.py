@@ -27,7 +27,9 @@ PREDICT_CHUNK_BYTES = 64 * 2**20  # and at most about this many bytes of files
 GRID_PIXELS = 256  # the grid's pictures are drawn from thumbnails this size
 # A spreadsheet runs a cell that begins with one of these as a formula (OWASP's "CSV
 # injection"): such a cell is written with a leading single quote.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A leading "'" too: so that a name that began with one stays told apart from a
+# neutralised one (strip one "'" from a cell that starts with it to get the name back).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 KAGGLE_NAME = re.compile(r"(?:^|/)(?P<label>cat|dog)\.\d+\.", re.IGNORECASE)
 
 
@@ -119,7 +121,13 @@ def predict_images(
     count = min(predict.grid_images, len(classified))
     shown = classified.iloc[np.unique(np.linspace(0, len(classified) - 1, count).astype(int))]
     raw_names = {printable_name(name): name for name in names}
-    pictures = {name: _thumbnail(images[raw_names[name]]()) for name in shown.file}
+    pictures = {}
+    for name in shown.file:
+        try:
+            pictures[name] = _thumbnail(images[raw_names[name]]())
+        except Exception as exc:  # noqa: BLE001 - changed since it was classified: not drawn
+            logger.warning("Not drawn in the grid: %s (%s)", name, error_text(exc))
+    shown = shown[shown.file.isin(pictures)]
     figure = _prediction_grid(shown, pictures)
     return _safe_for_csv(table), metrics, figure
 

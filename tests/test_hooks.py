@@ -171,6 +171,7 @@ def test_the_lock_hook_removes_only_what_killed_runs_of_the_project_left(tmp_pat
     import json  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
+    from convnets import scratch  # noqa: PLC0415
     from convnets.hooks import ProjectLockHook  # noqa: PLC0415
     from convnets.project_lock import make_staging_dir  # noqa: PLC0415
     from convnets.scratch import OWNER_FILE, scratch_dir  # noqa: PLC0415
@@ -187,6 +188,7 @@ def test_the_lock_hook_removes_only_what_killed_runs_of_the_project_left(tmp_pat
     abandoned = scratch_dir("convnets-run-log-")
     owner = json.loads((abandoned / OWNER_FILE).read_text())
     (abandoned / OWNER_FILE).write_text(json.dumps({**owner, "create_time": 1.0}))  # pid reused
+    scratch._unmark(abandoned)  # noqa: SLF001 - and its owner's lock gone with it
     live = scratch_dir("convnets-servable-")
 
     hook = ProjectLockHook()

@@ -258,6 +258,7 @@ def small_disk(tmp_path):
         yield mount
 
 
+@pytest.mark.faults
 def test_a_full_disk_ends_the_run_failed_with_the_space_to_free_and_it_resumes(
     kedro_project, small_disk
 ):
@@ -348,6 +349,7 @@ def test_a_full_disk_gets_one_message_naming_the_file(tmp_path, monkeypatch):
     assert message.startswith("No space left on device (/p/mlflow.db): free space")
 
 
+@pytest.mark.faults
 def test_a_run_that_fills_the_disk_ends_with_one_message(kedro_project):
     # The resume state goes to a disk too small for a checkpoint.
     with tmpfs(kedro_project / "full", "32k") as full:
@@ -359,6 +361,7 @@ def test_a_run_that_fills_the_disk_ends_with_one_message(kedro_project):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize(
     "folder, tags, size, said",
     [
@@ -385,6 +388,7 @@ def test_a_full_disk_while_the_split_or_the_cache_is_written_says_so_and_leaves_
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
 
 
+@pytest.mark.faults
 def test_a_full_disk_while_models_are_logged_keeps_the_training_for_the_next_run(kedro_project):
     # Where the MLflow run's files go.
     with tmpfs(kedro_project / "mlruns", "256k") as artifacts:

@@ -255,6 +255,7 @@ def _kedro_cli_process(project, *args: str) -> subprocess.Popen:
     )
 
 
+@pytest.mark.faults
 def test_two_first_runs_at_once_make_one_store_and_the_second_is_refused(kedro_project):
     from convnets.project_lock import LOCK_NAME  # noqa: PLC0415
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -229,7 +230,11 @@ class ProjectMlflowHook(MlflowHook):
         with tracking_store_lock(uri):
             check_tracking_store(uri)
             if uri:
-                experiment = create_experiment_once(uri, tracking.get("experiment") or {})
+                # MLflow puts a new experiment's artifacts in ./mlruns of the working
+                # directory: a session opened elsewhere (a notebook in notebooks/, a
+                # test) would send them out of the project.
+                with contextlib.chdir(context.project_path):
+                    experiment = create_experiment_once(uri, tracking.get("experiment") or {})
                 check_artifact_location(uri, experiment, context.project_path)
         self._system_metrics = bool(tracking.pop("system_metrics", False))
         if conf:

@@ -189,15 +189,7 @@ def test_a_refused_second_run_and_the_help_do_not_import_tensorflow(kedro_projec
     from convnets.project_lock import ProjectLock  # noqa: PLC0415
 
     def watched(*args):
-        return subprocess.run(
-            [sys.executable, "-c", WATCH_TENSORFLOW, *args],
-            cwd=kedro_project,
-            env=environment(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return _watched(kedro_project, *args)[0]
 
     helped = watched("run", "--help")
     assert "--verbose" in helped.stdout and "TENSORFLOW False" in helped.stdout

@@ -151,3 +151,29 @@ def test_a_version_registered_by_a_killed_run_is_decided_on_by_the_next(tracking
     assert versions["1"].tags[DECISION_TAG].endswith("@champion is version 1")
     assert versions["2"].tags[DECISION_TAG].endswith("@champion is version 1")
     assert str(tracking.get_model_version_by_alias("convnets-x", "champion").version) == "1"
+
+
+def test_a_run_that_read_the_champion_before_a_better_rival_wrote_hands_the_alias_on(
+    tracking, monkeypatch
+):
+    """Two runs deciding at once: the worse one read "no champion" before the better one
+    set the alias, and writes last; the alias must still end on the better version."""
+    dataset = MlflowServableModelDataset(registered_model_name="convnets-race")
+    undecided = pytest.MonkeyPatch()
+    undecided.setattr(MlflowServableModelDataset, "_decide", lambda *args, **kwargs: None)
+    _register(dataset, 0.90)  # version 1, about to decide
+    _register(dataset, 0.80)  # version 2, about to decide
+    undecided.undo()
+    tracking.set_registered_model_alias("convnets-race", "champion", "1")  # 1 decided first
+    reads = iter([None])  # version 2's stale read, taken before version 1 wrote
+    real_champion = MlflowServableModelDataset._champion  # noqa: SLF001
+    monkeypatch.setattr(
+        MlflowServableModelDataset,
+        "_champion",
+        lambda self, client: next(reads, None) or real_champion(self, client),
+    )
+    dataset._decide(tracking, "2", 0.80, "a" * 64, this_run=False)  # noqa: SLF001
+    champion = tracking.get_model_version_by_alias("convnets-race", "champion")
+    assert str(champion.version) == "1"
+    decision = tracking.get_model_version("convnets-race", "2").tags[DECISION_TAG]
+    assert decision.endswith("@champion is version 1")

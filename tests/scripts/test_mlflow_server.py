@@ -184,6 +184,10 @@ def _assert_two_complete_runs(uri: str, prefix: str) -> None:
         assert client.list_artifacts(run.info.run_id, "model")
     versions = client.search_model_versions(f"name = '{prefix}-catdog'")
     assert {version.run_id for version in versions} == {run.info.run_id for run in runs}
+    # Whichever decided last, the alias ends on the better score (a tie keeps either).
+    champion = client.get_model_version_by_alias(f"{prefix}-catdog", "champion")
+    best = max(float(version.tags["best_checkpoint_test_accuracy"]) for version in versions)
+    assert float(champion.tags["best_checkpoint_test_accuracy"]) == best
 
 
 def test_two_projects_track_to_one_server_at_once(tracking_server, tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,15 @@ logger = logging.getLogger(__name__)
 SPLIT_TAG = "test_split_sha256"
 ACCURACY_TAG = "best_checkpoint_test_accuracy"
 DECISION_TAG = "champion_decision"
+ALIAS_ATTEMPTS = 5  # reads and writes of the alias when other runs move it meanwhile
+
+
+def _is_number(text: str | None) -> bool:
+    try:
+        float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def champion_decision(
@@ -134,21 +145,69 @@ class MlflowServableModelDataset(AbstractDataset[ServableModel, None]):
     ) -> None:
         """Move the alias to ``version`` when its score beats the champion's; tag why."""
         name = self.registered_model_name
-        try:
-            current = client.get_model_version_by_alias(name, self._alias)
-        except MlflowException:  # no version holds the alias yet
-            current = None
-        promote, reason = champion_decision(
-            accuracy, split, None if current is None else dict(current.tags)
-        )
-        if promote:
-            client.set_registered_model_alias(name, self._alias, version)
-        held_by = version if promote else current.version
+        for attempt in range(1, ALIAS_ATTEMPTS + 1):
+            current = self._champion(client)
+            promote, reason = champion_decision(
+                accuracy, split, None if current is None else dict(current.tags)
+            )
+            if not promote:
+                break
+            try:
+                client.set_registered_model_alias(name, self._alias, version)
+            except MlflowException as error:
+                # Another run set the alias between this one's read and write (the
+                # server's insert raced): read the new champion and decide again.
+                if attempt == ALIAS_ATTEMPTS:
+                    raise
+                logger.info("Model registry: the alias moved meanwhile (%s); deciding again", error)
+                time.sleep(random.uniform(0.2, 1.0))
+                continue
+            self._settle(client, version, accuracy, split, since=current)
+            break
+        champion = self._champion(client)
+        held_by = "none" if champion is None else champion.version
         message = f"{name} version {version}: {reason}; @{self._alias} is version {held_by}"
         client.set_model_version_tag(name, version, DECISION_TAG, message)
         if this_run:
             mlflow.set_tag(DECISION_TAG, message)
         logger.info("Model registry: %s", message)
+
+    def _champion(self, client: mlflow.MlflowClient) -> Any:
+        try:
+            return client.get_model_version_by_alias(self.registered_model_name, self._alias)
+        except MlflowException:  # no version holds the alias yet
+            return None
+
+    def _settle(
+        self, client: mlflow.MlflowClient, version: str, accuracy: float, split: str, since: Any
+    ) -> None:
+        """Hand the alias on to a better version registered since the champion compared.
+
+        Two runs deciding at once both read the old champion; the one that writes last
+        would keep the alias although the other scored higher. Only versions newer than
+        the champion this run compared against count, so an alias a person moved back
+        to an older version stays where they put it.
+        """
+        name = self.registered_model_name
+        newer_than = -1 if since is None else int(since.version)
+        rivals = [
+            (float(other.tags[ACCURACY_TAG]), -int(other.version), other.version)
+            for other in client.search_model_versions(f"name = '{name}'")
+            if int(other.version) > newer_than
+            and other.tags.get(SPLIT_TAG) == split
+            and _is_number(other.tags.get(ACCURACY_TAG))
+        ]
+        best = max(rivals, default=(accuracy, -int(version), version))
+        if best[2] != version and best[0] > accuracy:
+            logger.info(
+                "Model registry: %s version %s, registered meanwhile, scores higher: "
+                "@%s is version %s",
+                name,
+                best[2],
+                self._alias,
+                best[2],
+            )
+            client.set_registered_model_alias(name, self._alias, best[2])
 
     def _finish_orphans(self, client: mlflow.MlflowClient) -> None:
         """Decide on the versions that a killed run registered but never decided on."""

@@ -32,7 +32,7 @@ def test_mnist_convnet_has_the_books_104202_parameters():
 def test_catdog_convnets_have_the_books_991041_parameters(key):
     # Listing 8.7's summary: 991,041 parameters at 180x180; augmentation and dropout add none.
     architecture = typed_parameters(Architecture, f"{key}.architecture")
-    assert build_catdog_model((180, 180), architecture).count_params() == 991_041
+    assert build_catdog_model((180, 180), architecture.root).count_params() == 991_041
 
 
 def test_augmented_model_has_augmentation_and_dropout_and_baseline_has_neither():
@@ -76,6 +76,28 @@ def test_the_fast_recipe_in_conf_builds():
     architecture = typed_parameters(Architecture, "catdog_fast.architecture")
     model = build_catdog_model((128, 128), architecture.root)
     assert model.name == "catdog_convnet_fast" and model.output_shape == (None, 1)
+
+
+def test_mini_xception_is_the_notebooks_section_9_3_5_model():
+    architecture = typed_parameters(Architecture, "catdog_xception.architecture")
+    model = build_catdog_model((180, 180), architecture.root)
+    assert model.name == "catdog_mini_xception" and model.output_shape == (None, 1)
+    # The companion notebook's model: a 5x5 convolution, five residual blocks of two
+    # separable convolutions (with biases) and a strided 1x1 shortcut, 724,865 in all.
+    assert model.count_params() == 724_865
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("SeparableConv2D") == 10 and kinds.count("BatchNormalization") == 10
+    assert kinds.count("Add") == 5 and "GlobalAveragePooling2D" in kinds
+    assert model.get_layer("data_augmentation") is not None
+    (dropout,) = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert dropout.rate == 0.5
+    shortcuts = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (1, 1)
+    ]
+    assert [layer.filters for layer in shortcuts] == [32, 64, 128, 256, 512]
+    assert all(layer.strides == (2, 2) for layer in shortcuts)
 
 
 def test_horizontal_flip_mirrors_exactly():

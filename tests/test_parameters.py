@@ -221,7 +221,10 @@ def test_an_unknown_key_far_from_any_lists_the_known_ones_and_suggests_no_comman
     with pytest.raises(ParameterError) as error:
         check_parameter_keys(CONF, "local", {"zzz": 1}, _command)
     message = str(error.value)
-    assert "the keys there are catdog, catdog_baseline, catdog_fast, cats_vs_dogs," in message
+    assert (
+        "the keys there are catdog, catdog_baseline, catdog_fast, catdog_xception, cats_vs_dogs,"
+        in message
+    )
     assert "\nFix: " not in message  # no command to copy: the user must choose
 
 

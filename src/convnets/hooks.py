@@ -48,7 +48,14 @@ logger = logging.getLogger(__name__)
 
 PARAMS_PREFIX = "params:"
 # The registered pipelines that train a model.
-TRAINING_PIPELINES = ("mnist", "fashion_mnist", "catdog", "catdog_baseline", "catdog_fast")
+TRAINING_PIPELINES = (
+    "mnist",
+    "fashion_mnist",
+    "catdog",
+    "catdog_baseline",
+    "catdog_xception",
+    "catdog_fast",
+)
 
 
 class ParameterHook:

@@ -170,9 +170,23 @@ class ConvnetFast(Params):
     flip_averaging: bool  # predict with the mean over the picture and its mirror image
 
 
+class ConvnetXception(Params):
+    """Section 9.3.5: the mini Xception-like model, chapter 8's augmentation inside it."""
+
+    name: Literal["convnet_xception"]
+    widths: IntList  # filters of the residual blocks
+    dropout: UnitInterval
+    augmentation: Augmentation
+
+
 class Architecture(
     _ReportsInvalid,
-    RootModel[Annotated[Convnet | ConvnetAugmented | ConvnetFast, Field(discriminator="name")]],
+    RootModel[
+        Annotated[
+            Convnet | ConvnetAugmented | ConvnetFast | ConvnetXception,
+            Field(discriminator="name"),
+        ]
+    ],
 ):
     """``<model>.architecture``: which builder of ``convnets.models``; ``root`` is it."""
 

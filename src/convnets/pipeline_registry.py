@@ -63,6 +63,7 @@ def _report() -> Pipeline:
 
 def register_pipelines() -> dict[str, Pipeline]:
     """``mnist``, ``fashion_mnist``, ``catdog`` (8.16, the default), ``catdog_baseline`` (8.10),
+    ``catdog_xception`` (section 9.3.5's mini Xception),
     ``catdog_fast`` (chapter 9's patterns, chosen by measurement), ``predict``, ``report``."""
     builders: dict[str, Callable[[], Pipeline]] = {
         "mnist": _mnist,
@@ -71,6 +72,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         ),
         "catdog": partial(_catdog, "catdog", augmentation_figure=True),
         "catdog_baseline": partial(_catdog, "catdog_baseline"),
+        "catdog_xception": partial(
+            _catdog, "catdog_xception", augmentation_figure=True, training_cost=True
+        ),
         "catdog_fast": partial(
             _catdog, "catdog_fast", augmentation_figure=True, training_cost=True
         ),

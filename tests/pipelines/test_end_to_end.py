@@ -25,7 +25,7 @@ TINY_CATDOG = {
     "cats_vs_dogs.subsets.test.size": 4,
     **{
         f"{model}.{key}": value
-        for model in ("catdog", "catdog_baseline", "catdog_fast")
+        for model in ("catdog", "catdog_baseline", "catdog_xception", "catdog_fast")
         for key, value in (
             ("input.image_size", [80, 80]),
             ("input.batch_size", 8),
@@ -33,6 +33,7 @@ TINY_CATDOG = {
         )
     },
     "catdog_fast.cost.book_reference_steps": 1,
+    "catdog_xception.cost.book_reference_steps": 1,
 }
 TINY_MNIST = {"mnist.training.epochs": 2, "fashion_mnist.training.epochs": 2}
 
@@ -41,6 +42,11 @@ FIGURES = {
     "fashion_mnist": {"training_curves.png", "confusion_matrix.png"},
     "catdog": {"training_curves.png", "confusion_matrix.png", "augmentation_samples.png"},
     "catdog_baseline": {"training_curves.png", "confusion_matrix.png"},
+    "catdog_xception": {
+        "training_curves.png",
+        "confusion_matrix.png",
+        "augmentation_samples.png",
+    },
     "catdog_fast": {"training_curves.png", "confusion_matrix.png", "augmentation_samples.png"},
 }
 
@@ -107,6 +113,7 @@ def _only_run(project: Path, experiment: str) -> mlflow.entities.Run:
         ("fashion_mnist", TINY_MNIST),
         ("catdog", TINY_CATDOG),
         ("catdog_baseline", TINY_CATDOG),
+        ("catdog_xception", TINY_CATDOG),
         ("catdog_fast", TINY_CATDOG),
     ],
 )
@@ -136,7 +143,7 @@ def test_pipeline_records_a_complete_mlflow_run(kedro_project, pipeline, params)
     if pipeline.startswith("catdog"):
         assert run.data.metrics["skipped_images"] == 0
         assert run.data.metrics["refused_images"] == 0
-    if pipeline == "catdog_fast":
+    if pipeline in ("catdog_fast", "catdog_xception"):
         cost = run.data.metrics
         assert cost["book_epoch_equivalents"] > 0 and cost["book_epoch_s"] > 0
         assert cost["train_wall_time_s"] > 0 and cost["peak_rss_mb"] > 100

@@ -30,6 +30,7 @@ from convnets.parameters import (
     CatsVsDogsData,
     ConvnetAugmented,
     ConvnetFast,
+    ConvnetXception,
     ImageInput,
     Serving,
     Training,
@@ -333,7 +334,7 @@ def evaluate_final_model(
 def plot_augmented_images(train_ds: tf.data.Dataset, architecture: Architecture) -> Figure:
     """Evaluation: one training image augmented nine times (listing 8.15, figure 8.10)."""
     spec = architecture.root
-    if not isinstance(spec, ConvnetAugmented | ConvnetFast):
+    if not isinstance(spec, ConvnetAugmented | ConvnetFast | ConvnetXception):
         raise ValueError(f"The {spec.name!r} architecture has no augmentation to draw")
     data_augmentation = build_data_augmentation(
         rotation=spec.augmentation.rotation, zoom=spec.augmentation.zoom

@@ -177,3 +177,34 @@ def test_a_run_that_read_the_champion_before_a_better_rival_wrote_hands_the_alia
     assert str(champion.version) == "1"
     decision = tracking.get_model_version("convnets-race", "2").tags[DECISION_TAG]
     assert decision.endswith("@champion is version 1")
+
+
+def test_a_run_whose_alias_write_collides_with_a_rivals_reads_again_and_decides_again(
+    tracking, monkeypatch
+):
+    """The server's alias insert raced another run's (a unique-key error): the run reads
+    the new champion and decides against it instead of failing."""
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    dataset = MlflowServableModelDataset(registered_model_name="convnets-collide")
+    undecided = pytest.MonkeyPatch()
+    undecided.setattr(MlflowServableModelDataset, "_decide", lambda *args, **kwargs: None)
+    _register(dataset, 0.90)  # version 1
+    _register(dataset, 0.80)  # version 2
+    undecided.undo()
+    real_set = mlflow.MlflowClient.set_registered_model_alias
+    collisions = []
+
+    def rival_wins_the_insert(client, name, alias, version):
+        if not collisions:  # version 1's run inserts the alias first
+            collisions.append(version)
+            real_set(client, name, alias, "1")
+            raise MlflowException("duplicate key value violates unique constraint")
+        real_set(client, name, alias, version)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_registered_model_alias", rival_wins_the_insert)
+    dataset._decide(tracking, "2", 0.80, "a" * 64, this_run=False)  # noqa: SLF001
+    assert collisions == ["2"]
+    assert str(tracking.get_model_version_by_alias("convnets-collide", "champion").version) == "1"
+    decision = tracking.get_model_version("convnets-collide", "2").tags[DECISION_TAG]
+    assert "<= champion's 0.9000" in decision and decision.endswith("@champion is version 1")

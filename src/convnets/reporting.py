@@ -34,21 +34,19 @@ def classification_tables(
     y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The confusion matrix (rows true, columns predicted) and per-class precision/recall."""
-    n = len(class_names)
-    counts = np.zeros((n, n), dtype=int)
-    np.add.at(counts, (np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)), 1)
+    # Imported here: scikit-learn takes seconds to import, which the CLI should not pay.
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # noqa: PLC0415
+
+    labels = list(range(len(class_names)))
+    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    counts = confusion_matrix(y_true, y_pred, labels=labels)
     confusion = pd.DataFrame(counts, index=class_names, columns=class_names)
     confusion.index.name = "true"
-    predicted = counts.sum(axis=0)
-    actual = counts.sum(axis=1)
-    diagonal = np.diag(counts)
+    precision, recall, _, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0.0
+    )
     per_class = pd.DataFrame(
-        {
-            "class": class_names,
-            "precision": np.divide(diagonal, predicted, out=np.zeros(n), where=predicted > 0),
-            "recall": np.divide(diagonal, actual, out=np.zeros(n), where=actual > 0),
-            "support": actual,
-        }
+        {"class": class_names, "precision": precision, "recall": recall, "support": support}
     )
     return confusion, per_class
 

@@ -243,6 +243,9 @@ def test_kaggle_credentials_never_reach_the_logs(
     # The real kaggle client, pointed at localhost where nothing listens: it must
     # fail without echoing the key, and leave the environment as it was.
     monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "LOCALHOST")
+    # The client reads that variable once, on import: an earlier test may have imported it.
+    kaggle_api = pytest.importorskip("kaggle.api.kaggle_api_extended").KaggleApi
+    monkeypatch.setattr(kaggle_api, "args", [*kaggle_api.args, "--local"])
     secret = "k3y-that-must-not-leak"
     dataset = ImageArchiveDataset(
         filepath=str(tmp_path / "raw"),
@@ -256,6 +259,22 @@ def test_kaggle_credentials_never_reach_the_logs(
     assert secret not in caplog.text
     assert secret not in str(dataset) and secret not in repr(dataset._describe())
     assert "KAGGLE_KEY" not in os.environ
+
+
+def test_kaggle_credentials_in_the_environment_are_found_by_the_kaggle_client(
+    tmp_path, no_kaggle_credentials, monkeypatch
+):
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "LOCALHOST")
+    kaggle_api = pytest.importorskip("kaggle.api.kaggle_api_extended").KaggleApi
+    monkeypatch.setattr(kaggle_api, "args", [*kaggle_api.args, "--local"])
+    monkeypatch.setenv("KAGGLE_USERNAME", "bob")
+    monkeypatch.setenv("KAGGLE_KEY", "env-k3y")
+    dataset = ImageArchiveDataset(filepath=str(tmp_path / "raw"), source="kaggle")
+    # Past authentication: the download itself fails (nothing listens on localhost).
+    with pytest.raises(DatasetError, match="Kaggle download of dogs-vs-cats failed") as error:
+        dataset.load()
+    assert "env-k3y" not in str(error.value)
+    assert os.environ["KAGGLE_KEY"] == "env-k3y"
 
 
 def test_a_read_only_folder_with_the_competition_zip_says_how_to_extract(

@@ -94,3 +94,18 @@ def test_fashion_mnist_idx_files_are_downloaded_into_one_npz(tmp_path, http_serv
     for key, expected in arrays.items():
         np.testing.assert_array_equal(loaded[key], expected)
     assert sorted(p.name for p in target.parent.iterdir()) == ["fashion_mnist.npz"]
+
+
+def test_a_partial_download_left_by_a_killed_run_is_not_kept_as_the_file(tmp_path, http_server):
+    # The project's downloader: a server without Range support sends the whole file
+    # again, and the leftover .part is started over, never appended to.
+    served, url = http_server
+    source = write_mnist_npz(served / "mnist.npz", n_train=7, n_test=2)
+    target = tmp_path / "raw" / "mnist.npz"
+    target.parent.mkdir()
+    target.with_name("mnist.npz.part").write_bytes(b"left by a killed run")
+    dataset = KerasNpzDataset(
+        filepath=str(target), origin=f"{url}/mnist.npz", file_hash=_sha256(source)
+    )
+    assert dataset.load()["x_train"].shape == (7, 28, 28)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["mnist.npz"]

@@ -1,6 +1,7 @@
 """Kedro datasets that kedro-datasets does not provide (see each class for why)."""
 
-from convnets.datasets.image_archive import ImageArchive, ImageArchiveDataset, UnreadableEntry
+from convnets.datasets.image_archive import ImageArchiveDataset
+from convnets.datasets.image_archive_reader import ImageArchive, UnreadableEntry
 from convnets.datasets.image_arrays import (
     DecodedImageCache,
     DecodedImages,

@@ -1,8 +1,11 @@
-"""Resumable, verified downloads: stream into ``<target>.part``, rename when complete."""
+"""Resumable, verified downloads: stream into ``<target>.part``, rename when complete.
+
+The project's one downloader (the PetImages zip, MNIST's npz, Fashion-MNIST's idx files).
+Not ``keras.utils.get_file``: it writes straight to the target, cannot resume, checks no size.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -19,6 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from convnets.datasets.integrity import file_hash
 from convnets.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -30,21 +34,12 @@ class DownloadError(UserError, DatasetError):
     """A download that could not be completed or verified; nothing was put in place."""
 
 
-def sha256_of(path: Path) -> str:
-    """The sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verify(path: Path, size: int | None, sha256: str | None) -> str | None:
     """Why ``path`` is not the expected file, or None when it is (or nothing is known)."""
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:
         return f"size {actual_size:,} bytes, expected {size:,}"
-    if sha256 is not None and sha256_of(path) != sha256.lower():
+    if sha256 is not None and file_hash(path) != sha256.lower():
         return f"sha256 differs from {sha256}"
     return None
 

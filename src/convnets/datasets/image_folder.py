@@ -154,8 +154,9 @@ class ImageFolderDataset(AbstractDataset[Mapping[str, "bytes | LazyFile"], Image
     and every file still matches the manifest, nothing is written, and a ``LazyFile``
     is never loaded. A folder that does not match is set aside (``<name>.damaged-<time>``)
     and written again; one without a manifest (an older version's) is written again.
-    Loading refuses a folder that does not match its manifest. ``PartitionedDataset``
-    rewrites every file on each run and leaves stale ones behind, hence this class.
+    Loading refuses a folder that does not match its manifest. Not ``PartitionedDataset``:
+    with ``overwrite: true`` it deletes the folder and writes in place (a crash leaves half
+    of one), rewrites every file on each run, and checks nothing it loads.
     """
 
     def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:

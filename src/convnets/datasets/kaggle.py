@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
+import io
 import logging
 import os
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 from kedro.io import DatasetError
@@ -18,36 +19,20 @@ CREDENTIAL_HELP = (
     "Kaggle credentials are missing. Give them in one of three ways: "
     "conf/local/credentials.yml with 'kaggle: {username: ..., key: ...}' "
     "(and 'credentials: kaggle' on the catalog entry), the environment variables "
-    "KAGGLE_USERNAME and KAGGLE_KEY, or ~/.kaggle/kaggle.json "
+    "KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN), or ~/.kaggle/kaggle.json "
     "(https://www.kaggle.com/settings/api, 'Create New Token'). "
     "Also accept the competition's rules on its Kaggle page."
 )
+CREDENTIAL_VARIABLES = ("KAGGLE_USERNAME", "KAGGLE_KEY")
 
 
-def resolve_credentials(credentials: dict[str, str] | None) -> tuple[str, str]:
-    """(username, key) from the catalog's credentials, the environment, or kaggle.json."""
+@contextlib.contextmanager
+def _catalog_credentials(credentials: dict[str, str] | None) -> Iterator[None]:
+    """The catalog's credentials, when given, as the kaggle client's variables for one call."""
+    saved = {name: os.environ.get(name) for name in CREDENTIAL_VARIABLES}
     if credentials and credentials.get("username") and credentials.get("key"):
-        return credentials["username"], credentials["key"]
-    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
-        return os.environ["KAGGLE_USERNAME"], os.environ["KAGGLE_KEY"]
-    config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle"))
-    token = config_dir / "kaggle.json"
-    if token.is_file():
-        try:
-            content = json.loads(token.read_text())
-            return content["username"], content["key"]
-        except (ValueError, KeyError) as exc:
-            raise DatasetError(
-                f"{token} is not a Kaggle API token file. {CREDENTIAL_HELP}"
-            ) from exc
-    raise DatasetError(CREDENTIAL_HELP)
-
-
-@contextmanager
-def _kaggle_environment(username: str, key: str):
-    """Hand the credentials to the kaggle package for one call, then restore the env."""
-    saved = {name: os.environ.get(name) for name in ("KAGGLE_USERNAME", "KAGGLE_KEY")}
-    os.environ["KAGGLE_USERNAME"], os.environ["KAGGLE_KEY"] = username, key
+        os.environ["KAGGLE_USERNAME"] = credentials["username"]
+        os.environ["KAGGLE_KEY"] = credentials["key"]
     try:
         yield
     finally:
@@ -58,28 +43,50 @@ def _kaggle_environment(username: str, key: str):
                 os.environ[name] = value
 
 
-def download_competition(
-    competition: str, folder: Path, credentials: dict[str, str] | None, offline_hint: str
-) -> Path:
-    """``kaggle competitions download -c <competition>`` into ``folder``; returns the zip."""
-    username, key = resolve_credentials(credentials)
-    target = folder / f"{competition}.zip"
-    folder.mkdir(parents=True, exist_ok=True)
-    logger.info("Downloading the Kaggle competition %s to %s", competition, target)
-    with _kaggle_environment(username, key):
-        try:
-            # Imported here: the kaggle package authenticates on import.
+def _authenticated_api():
+    """The kaggle client, authenticated by its own lookup (environment, kaggle.json, token).
+
+    The client prints its help and calls ``exit(1)`` when it finds nothing: its output is
+    kept off the terminal and the exit becomes one error naming the project's three ways.
+    """
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            # Imported here: the kaggle package is optional and authenticates on import.
             from kaggle.api.kaggle_api_extended import KaggleApi  # noqa: PLC0415
 
             api = KaggleApi()
             api.authenticate()
+    except ImportError as exc:
+        raise DatasetError(
+            "The kaggle package is not installed: pip install -e '.[kaggle]'"
+        ) from exc
+    except SystemExit:
+        raise DatasetError(CREDENTIAL_HELP) from None
+    for line in printed.getvalue().splitlines():
+        if line.startswith("Warning"):  # e.g. a kaggle.json readable by other users
+            logger.warning("kaggle: %s", line)
+    return api
+
+
+def download_competition(
+    competition: str, folder: Path, credentials: dict[str, str] | None, offline_hint: str
+) -> Path:
+    """``kaggle competitions download -c <competition>`` into ``folder``; returns the zip."""
+    target = folder / f"{competition}.zip"
+    folder.mkdir(parents=True, exist_ok=True)
+    with _catalog_credentials(credentials):
+        api = _authenticated_api()
+        secrets = [
+            api.config_values.get(name) for name in (api.CONFIG_NAME_KEY, api.CONFIG_NAME_TOKEN)
+        ]
+        logger.info("Downloading the Kaggle competition %s to %s", competition, target)
+        try:
             api.competition_download_files(competition, path=str(folder), quiet=False)
-        except ImportError as exc:
-            raise DatasetError(
-                "The kaggle package is not installed: pip install -e '.[kaggle]'"
-            ) from exc
         except Exception as exc:  # the kaggle client raises many types
-            message = str(exc).replace(key, "***")
+            message = str(exc)
+            for secret in filter(None, secrets):
+                message = message.replace(secret, "***")
             raise DownloadError(
                 f"Kaggle download of {competition} failed: {type(exc).__name__}: "
                 f"{message[:300]}. {offline_hint}"

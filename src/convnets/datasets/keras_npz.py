@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
-from convnets.datasets.download import sha256_of
+from convnets.datasets.download import download
 from convnets.project_lock import staging_dir
 
 logger = logging.getLogger(__name__)
@@ -29,10 +29,9 @@ IDX_FILES = (
 class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
     """Loads ``x_train, y_train, x_test, y_test`` from a keras-format npz file.
 
-    When ``filepath`` does not exist it is fetched from ``origin`` with
-    ``keras.utils.get_file`` (the downloader ``keras.datasets.mnist`` itself uses),
-    checked against ``file_hash`` and renamed into place only when complete. With
-    ``idx_origin`` instead, the four gzipped idx files that
+    When ``filepath`` does not exist it is fetched from ``origin`` with the project's
+    ``download`` (resumable, checked against ``file_hash`` (sha256), renamed into place
+    only when complete). With ``idx_origin`` instead, the four gzipped idx files that
     ``keras.datasets.fashion_mnist`` downloads are fetched from that base URL and
     written as one npz.
     kedro-datasets has no npz dataset with a download fallback, hence this class.
@@ -70,10 +69,6 @@ class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
         raise DatasetError(f"{type(self).__name__} is read-only")
 
     def _download(self) -> None:
-        # Imported here: keras pulls in TensorFlow, which the catalog should not
-        # pay for when this dataset is never loaded.
-        from keras.utils import get_file  # noqa: PLC0415
-
         if self._idx_origin:
             self._download_idx()
             return
@@ -82,51 +77,28 @@ class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
                 f"{self._filepath} does not exist and no 'origin' is configured to download it "
                 "from. Place a keras-format npz file there (keys x_train, y_train, x_test, y_test)."
             )
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
         logger.info("%s not found: downloading %s", self._filepath, self._origin)
-        with staging_dir(self._filepath.parent, ".download-", self._made_by()) as tmp:
-            try:
-                downloaded = Path(
-                    get_file(
-                        fname=self._filepath.name,
-                        origin=self._origin,
-                        cache_dir=str(tmp),
-                        cache_subdir=".",
-                    )
-                )
-            except Exception as exc:
-                raise DatasetError(
-                    f"Could not download {self._origin} ({exc}). Offline? Copy the file to "
-                    f"{self._filepath} instead (for example from ../shared/data/)."
-                ) from exc
-            if self._file_hash and sha256_of(downloaded) != self._file_hash:
-                raise DatasetError(
-                    f"Downloaded {self._origin} but its sha256 is not {self._file_hash}; "
-                    "nothing was kept."
-                )
-            os.replace(downloaded, self._filepath)
-
-    def _made_by(self) -> str:
-        return f"convnets KerasNpzDataset downloading {self._filepath.name}"
+        download(
+            self._origin,
+            self._filepath,
+            sha256=self._file_hash,
+            offline_hint=f"Offline? Copy the file to {self._filepath} instead "
+            "(for example from ../shared/data/).",
+        )
 
     def _download_idx(self) -> None:
-        from keras.utils import get_file  # noqa: PLC0415
-
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
         base = self._idx_origin.rstrip("/") + "/"
         logger.info("%s not found: downloading the idx files from %s", self._filepath, base)
         arrays = {}
-        with staging_dir(self._filepath.parent, ".download-", self._made_by()) as tmp:
+        made_by = f"convnets KerasNpzDataset downloading {self._filepath.name}"
+        with staging_dir(self._filepath.parent, ".download-", made_by) as tmp:
             for key, name, offset in IDX_FILES:
-                try:
-                    path = get_file(
-                        fname=name, origin=base + name, cache_dir=str(tmp), cache_subdir="."
-                    )
-                except Exception as exc:
-                    raise DatasetError(
-                        f"Could not download {base + name} ({exc}). Offline? Copy a "
-                        f"keras-format npz to {self._filepath} instead."
-                    ) from exc
+                path = download(
+                    base + name,
+                    tmp / name,
+                    offline_hint=f"Offline? Copy a keras-format npz to {self._filepath} instead.",
+                )
                 with gzip.open(path, "rb") as handle:
                     arrays[key] = np.frombuffer(handle.read(), np.uint8, offset=offset)
             for images in ("x_train", "x_test"):

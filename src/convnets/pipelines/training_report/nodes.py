@@ -15,7 +15,12 @@ def report_training(history: dict[str, list[float]], title: str) -> Figure:
 
 
 def log_final_model(model: keras.Model) -> keras.Model:
-    """The model after the last epoch, handed to the catalog's MLflow model dataset."""
+    """The model after the last epoch, handed to the catalog's MLflow model dataset.
+
+    Kept as a node: Kedro saves an output to one dataset and this model goes to two (the
+    versioned ``model_keras`` file and the MLflow model); it also re-logs the saved file
+    alone (``kedro run --nodes=<namespace>.log_final_model``, docs/scaling.md).
+    """
     return model
 
 

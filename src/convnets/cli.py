@@ -82,6 +82,7 @@ def _chain(error: BaseException) -> list[BaseException]:
 
 
 def _tracking_uri() -> str:
+    # Read only, to name the store in an error message; MLflow is written by the hooks.
     if "mlflow" not in sys.modules:
         return ""
     import mlflow  # noqa: PLC0415

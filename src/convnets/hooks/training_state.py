@@ -23,8 +23,8 @@ class TrainingStateHook:
     then written). Until then a re-run after a crash reuses the finished training
     instead of training again.
 
-    ``tryfirst``: the states go before kedro-mlflow ends the run, as every state-making
-    write has succeeded by then; ``GuardHook`` releases the project lock after this.
+    ``tryfirst``: the states go before kedro-mlflow ends the run (every write made from
+    them has succeeded by then), and ``GuardHook`` releases the project lock after this.
     """
 
     STATE = "training_state"

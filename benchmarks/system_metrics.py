@@ -1,12 +1,12 @@
-"""The cost of MLflow's system metrics (``tracking.system_metrics: true``) on a run.
+"""The cost of MLflow's system metrics (``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true``) on a run.
 
     python benchmarks/system_metrics.py --rounds 3 --json benchmarks/results/system_metrics.json
 
 Each round runs ``kedro run --pipelines=mnist`` (one epoch on the full MNIST data,
 ``data/01_raw/mnist.npz``) twice in fresh processes, without and with system metrics
-(MLflow's ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING``, which the switch in ``mlflow.yml``
-turns on), the order alternating between rounds. It reports each run's wall time and
-CPU time (user + sys of the process and its children) and the ratio with / without.
+(MLflow's ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING``), the order alternating between
+rounds. It reports each run's wall time and CPU time (user + sys of the process and its
+children) and the ratio with / without.
 """
 
 from __future__ import annotations

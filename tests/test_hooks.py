@@ -69,10 +69,10 @@ def _flat(nested: dict, prefix: str = "") -> dict:
 def test_two_training_pipelines_in_one_run_are_refused():
     from kedro.pipeline import Pipeline  # noqa: PLC0415
 
-    from convnets.hooks import ParameterHook  # noqa: PLC0415
+    from convnets.hooks import ParameterCheck  # noqa: PLC0415
 
     with pytest.raises(ParameterError, match="Run one training pipeline at a time, not catdog"):
-        ParameterHook().before_pipeline_run(
+        ParameterCheck().before_pipeline_run(
             {"pipeline_names": ["catdog", "catdog_fast"]}, Pipeline([]), catalog=None
         )
 
@@ -172,7 +172,7 @@ def test_the_lock_hook_removes_only_what_killed_runs_of_the_project_left(tmp_pat
     import tempfile  # noqa: PLC0415
 
     from convnets import scratch  # noqa: PLC0415
-    from convnets.hooks import ProjectLockHook  # noqa: PLC0415
+    from convnets.hooks import ProjectLockCheck  # noqa: PLC0415
     from convnets.project_lock import make_staging_dir  # noqa: PLC0415
     from convnets.scratch import OWNER_FILE, scratch_dir  # noqa: PLC0415
 
@@ -191,7 +191,7 @@ def test_the_lock_hook_removes_only_what_killed_runs_of_the_project_left(tmp_pat
     scratch._unmark(abandoned)  # noqa: SLF001 - and its owner's lock gone with it
     live = scratch_dir("convnets-servable-")
 
-    hook = ProjectLockHook()
+    hook = ProjectLockCheck()
     hook.before_pipeline_run(
         run_params={"project_path": str(tmp_path)}, pipeline=None, catalog=None
     )

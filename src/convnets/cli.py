@@ -82,6 +82,7 @@ def _chain(error: BaseException) -> list[BaseException]:
 
 
 def _tracking_uri() -> str:
+    # Read only, to name the store in an error message; MLflow is written by the hooks.
     if "mlflow" not in sys.modules:
         return ""
     import mlflow  # noqa: PLC0415
@@ -161,28 +162,12 @@ def _message(error: BaseException, top: BaseException) -> str:
 
 
 def _end_mlflow_runs(status: str, killed_reason: str | None = None) -> str | None:
-    """End the MLflow run this process left open (kedro-mlflow's) with ``status``;
-    returns its id. kedro-mlflow ends its run itself after a node error, not after a
-    signal or an error in a hook."""
+    """``hooks.end_active_run``, when MLflow was imported: a run may then be open."""
     if "mlflow" not in sys.modules:
         return None
-    import mlflow  # noqa: PLC0415
+    from convnets.hooks import end_active_run  # noqa: PLC0415
 
-    from convnets.hooks import KILLED_REASON_TAG  # noqa: PLC0415
-
-    run = mlflow.active_run()
-    if run is None:
-        return None
-    try:
-        if killed_reason:
-            mlflow.set_tag(KILLED_REASON_TAG, killed_reason)
-        # kedro-mlflow re-opens its run in each node: the run can be on the stack twice,
-        # and MLflow's exit handler would end what is left as FINISHED.
-        while mlflow.active_run() is not None:
-            mlflow.end_run(status=status)
-    except Exception as exc:  # noqa: BLE001 - the next run marks it KILLED anyway
-        logger.warning("Could not mark MLflow run %s %s: %s", run.info.run_id, status, exc)
-    return run.info.run_id
+    return end_active_run(status, killed_reason)
 
 
 def _check_not_busy(project_path: Path) -> None:

@@ -4,7 +4,7 @@ Every value comes from ``conf/``: no field has a default here. Kedro parses each
 ``params:`` input into the model its node function declares (Kedro's parameter
 validation, scoped to the pipelines being run), so nodes receive these objects.
 A section that does not parse becomes ``InvalidParameters`` instead of an error
-there: ``convnets.hooks.ParameterHook`` then reports every problem of the run at
+there: ``convnets.hooks.ParameterCheck`` then reports every problem of the run at
 once, each named by its full key with a ``--params=`` to copy, before any node runs.
 """
 

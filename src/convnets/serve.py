@@ -24,7 +24,7 @@ def check_model_uri(model_uri: str) -> str | None:
     from convnets.datasets.keras_model_source import unknown_model_message  # noqa: PLC0415
 
     try:
-        mlflow.models.get_model_info(model_uri)
+        mlflow.models.get_model_info(model_uri)  # reads the model's metadata, writes nothing
         return None
     except Exception as exc:  # noqa: BLE001 - any failure to resolve is the user's to fix
         return unknown_model_message("serve", model_uri, exc)

@@ -8,12 +8,7 @@ quiet.install()  # before Kedro builds its config loader and any pipeline import
 
 from kedro.config import OmegaConfigLoader  # noqa: E402
 
-from convnets.hooks import (  # noqa: E402
-    ParameterHook,
-    ProjectLockHook,
-    ProjectMlflowHook,
-    TrainingStateHook,
-)
+from convnets.hooks import GuardHook, ProjectMlflowHook, TrainingStateHook  # noqa: E402
 
 
 def installed_requirements(*packages: str) -> list[str]:
@@ -25,8 +20,9 @@ def installed_requirements(*packages: str) -> list[str]:
     return [f"{package}=={version(package)}" for package in packages]
 
 
-# Pluggy calls the tryfirst hooks last-registered first: parameters, then the lock.
-HOOKS = (ProjectLockHook(), ParameterHook(), ProjectMlflowHook(), TrainingStateHook())
+# Their order does not matter: GuardHook's tryfirst / trylast markers place its checks
+# (hooks/guard.py), TrainingStateHook's tryfirst its release (tests/hooks/test_guard.py).
+HOOKS = (GuardHook(), ProjectMlflowHook(), TrainingStateHook())
 # Its own instance is replaced by the subclass above, which logs typed parameters.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")  # as its metadata spells it
 

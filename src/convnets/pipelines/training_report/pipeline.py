@@ -2,6 +2,7 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
+from convnets.node_tags import RELEASES_TRAINING_STATE
 from convnets.pipelines.training_report import nodes
 
 
@@ -34,7 +35,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["best_checkpoint_keras", "best_checkpoint_test_accuracy", "serving_spec"],
                 outputs="servable_model",
                 name="register_servable_model",
-                tags="evaluation",
+                # The last write made from the training: its resume state can go.
+                tags=["evaluation", RELEASES_TRAINING_STATE],
             ),
         ]
     )

@@ -122,7 +122,7 @@ def _book_marks(axis: plt.Axes, report: Report) -> None:
                 (0.01, accuracy),
                 xycoords=("axes fraction", "data"),
                 textcoords="offset points",
-                xytext=(0, 3),
+                xytext=(0, -9),
                 fontsize=7,
                 color="grey",
             )
@@ -144,6 +144,7 @@ def plot_frontier(points: pd.DataFrame, report: Report) -> Figure:
     for name, runs in known.groupby(PIPELINE, sort=False):
         axis.scatter(runs.book_epoch_equivalents, runs[HEADLINE], label=name, alpha=0.8)
     _book_marks(axis, report)
+    axis.margins(y=0.08)
     axis.set_xlim(left=0)
     axis.set_xlabel("training cost, book-epoch equivalents")
     axis.set_ylabel("test accuracy, best checkpoint")

@@ -201,12 +201,11 @@ def train_model(
 def report_training_cost(
     history: dict[str, list[float]],
 ) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
-    """Evaluation: what the training cost here, for MLflow, and the processor's flags.
+    """Evaluation: the training's cost for MLflow, tagged with the processor's flags.
 
-    Wall time and median of the epochs timed (validation included; epochs resumed from
-    another run have no time), epochs run, peak memory. The report turns them into
-    book-epoch equivalents with the book's epoch timed on the same processor flags
-    (``kedro run --pipelines=book_epoch``).
+    Wall time and median of the timed epochs (validation included; epochs resumed from
+    another run have no time), epochs run, this process's peak memory. The report divides
+    by the book's epoch on the same flags (``kedro run --pipelines=book_epoch``).
     """
     epoch_times = [value for value in history.get(EPOCH_TIME, []) if not math.isnan(value)]
     metrics = {"epochs_run": len(history["loss"])}
@@ -217,11 +216,8 @@ def report_training_cost(
         }
     if (peak_mb := peak_rss_mb()) is not None:
         metrics["peak_rss_mb"] = peak_mb
-    logger.info(
-        "Training cost: %d epochs, %.1f s each (median)",
-        metrics["epochs_run"],
-        metrics.get("median_epoch_s", math.nan),
-    )
+    median = metrics.get("median_epoch_s", math.nan)
+    logger.info("Training cost: %d epochs, %.1f s each (median)", metrics["epochs_run"], median)
     return as_mlflow_metrics(metrics), {PROCESSOR_FLAGS_TAG: compute_flags()}
 
 

@@ -9,7 +9,8 @@ a fresh process, the order alternating between rounds, validation included. It
 reports wall time and process CPU time (user + sys) of the measured epoch, and the
 ratio fast / book of each round: a run of ``catdog_fast`` that trains E epochs costs
 about ratio x E book epochs. Only same-round ratios mean anything on a machine whose
-speed changes from process to process.
+speed changes from process to process. The report's frontier uses instead the
+``book_epoch`` pipeline's estimate from a few steps, logged per processor flags.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from convnets.hardware import cpu_flags, resolve_precision
+from convnets.hardware import compute_flags, cpu_flags, resolve_precision
 
 AVX2 = {"fpu", "sse2", "avx", "avx2", "fma"}
 AVX512_BF16 = AVX2 | {"avx512f", "avx512_vnni", "avx512_bf16"}
@@ -69,3 +69,9 @@ def test_a_model_trained_in_bfloat16_saves_loads_and_predicts_float32(tmp_path):
     assert predictions.dtype == np.float32
     assert np.allclose(predictions.sum(axis=1), 1.0, atol=1e-3)
     assert np.allclose(predictions, model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_compute_flags_keep_only_what_chooses_the_kernels():
+    flags = {"fpu", "avx2", "avx512_bf16", "amx_tile", "fma", "md_clear", "hypervisor"}
+    assert compute_flags(flags) == "amx_tile avx2 avx512_bf16 fma"
+    assert compute_flags(set()) == "none"

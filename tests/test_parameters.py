@@ -9,6 +9,7 @@ from kedro.framework.cli.utils import _split_params
 from convnets import parameters
 from convnets.parameters import (
     Architecture,
+    BookEpoch,
     CatsVsDogsData,
     ConvnetAugmented,
     ImageInput,
@@ -17,7 +18,6 @@ from convnets.parameters import (
     ParameterError,
     Predict,
     Training,
-    TrainingCost,
     check_environment,
     check_parameter_keys,
     image_input_costs,
@@ -47,7 +47,7 @@ SECTIONS = [
         )
     ],
     *[(MnistTraining, f"{model}.training") for model in ("mnist", "fashion_mnist")],
-    (TrainingCost, "catdog_fast.cost"),
+    (BookEpoch, "book_epoch"),
 ]
 
 
@@ -222,8 +222,8 @@ def test_an_unknown_key_far_from_any_lists_the_known_ones_and_suggests_no_comman
         check_parameter_keys(CONF, "local", {"zzz": 1}, _command)
     message = str(error.value)
     assert (
-        "the keys there are catdog, catdog_baseline, catdog_fast, catdog_xception, cats_vs_dogs,"
-        in message
+        "the keys there are book_epoch, catdog, catdog_baseline, catdog_fast, catdog_xception, "
+        "cats_vs_dogs," in message
     )
     assert "\nFix: " not in message  # no command to copy: the user must choose
 

@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 
 CPUINFO = Path("/proc/cpuinfo")
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # x86; Linux spells them so in cpuinfo
+# The flags that choose oneDNN's kernels, so a step's speed; the others (mitigations,
+# virtualisation) differ between hosts of one speed and would make costs incomparable.
+COMPUTE_FLAG_PREFIXES = ("avx", "amx", "fma")
+PROCESSOR_FLAGS_TAG = "processor_flags"  # the MLflow tag training costs are compared by
 
 
 @functools.cache  # the processor does not change while a process runs
@@ -30,6 +34,14 @@ def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+def compute_flags(flags: Iterable[str] | None = None) -> str:
+    """The processor's compute flags, sorted and space-separated ("none" where Linux lists
+    none): runs with the same value have comparable epoch times."""
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    compute = sorted(flag for flag in flags if flag.startswith(COMPUTE_FLAG_PREFIXES))
+    return " ".join(compute) or "none"
 
 
 @functools.cache

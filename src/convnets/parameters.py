@@ -294,10 +294,19 @@ class MnistTraining(Training):
         return split
 
 
-class TrainingCost(Section):
-    """``<model>.cost``: how the training cost is measured, in book-epoch equivalents."""
+class BookEpoch(Section):
+    """``book_epoch``: the book's recipe as written (listing 8.16), timed as the unit of a
+    training cost by ``kedro run --pipelines=book_epoch``; nothing else reads it."""
 
-    book_reference_steps: PositiveInt  # steps of the book's recipe timed in the run
+    image_size: ImageSize
+    batch_size: PositiveInt
+    precision: Precision
+    architecture: ConvnetAugmented
+    optimizer: OptimizerName
+    loss: BinaryLoss
+    train_images: PositiveInt  # pictures in one epoch of the book's split (both classes)
+    validation_images: PositiveInt
+    steps: PositiveInt  # training and prediction steps timed, after two of warm-up
 
 
 class Serving(Section):
@@ -319,6 +328,9 @@ class Report(Section):
     training_pipelines: Annotated[tuple[str, ...], Words]
     env_option: str  # "" or " --env=<env>": the environment, in suggested commands
     book_test_accuracy: dict[str, float | None]  # null: the book prints none
+    # The frontier's reference marks: the book's training of each printed figure, in
+    # book epochs; null: not known (drawn as a line at its accuracy).
+    book_training_cost: dict[str, Annotated[float, Field(gt=0.0)] | None]
 
 
 # ---------------------------------------------------------------- parsing

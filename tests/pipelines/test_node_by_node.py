@@ -71,7 +71,7 @@ def test_catdog_node_by_node_gives_the_run_of_one_process(tmp_path):
 
     groups = [group.nodes for group in _memory_groups(split)]
     assert [set(group) for group in groups if len(group) > 1] == [IN_MEMORY_GROUP]
-    assert len(groups) == 7  # the other six nodes each run alone
+    assert len(groups) == 8  # the other seven nodes each run alone
 
     _kedro_run(whole)
     (first, *rest) = groups

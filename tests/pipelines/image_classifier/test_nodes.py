@@ -231,3 +231,15 @@ def test_the_same_seed_gives_the_same_split_and_first_epoch_loss(kaggle_zip, tmp
         manifests.append(manifest)
     assert manifests[0].equals(manifests[1])
     assert losses[0] == losses[1]
+
+
+def test_the_training_cost_is_the_runs_own_with_the_processor_flags(monkeypatch):
+    monkeypatch.setattr(nodes, "compute_flags", lambda: "avx avx2 fma")
+    history = {"loss": [0.7, 0.6, 0.5], "epoch_time_s": [float("nan"), 10.0, 14.0]}
+    metrics, tags = nodes.report_training_cost(history)
+    values = {name: metric["value"] for name, metric in metrics.items()}
+    # The first epoch was trained by a run this one resumed: counted, not timed.
+    assert values["epochs_run"] == 3 and values["train_wall_time_s"] == 24.0
+    assert values["median_epoch_s"] == 12.0 and values["peak_rss_mb"] > 10
+    assert "book_epoch_equivalents" not in values
+    assert tags == {"processor_flags": "avx avx2 fma"}

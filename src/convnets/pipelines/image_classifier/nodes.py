@@ -11,7 +11,6 @@ import functools
 import logging
 import math
 import statistics
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from convnets.datasets import DecodedImageCache, DecodedImages, ImageArrayFile, ImageFolder
+from convnets.hardware import PROCESSOR_FLAGS_TAG, compute_flags
 from convnets.models import build_catdog_model, build_data_augmentation, with_flip_averaging
 from convnets.parameters import (
     SUBSET_NAMES,
@@ -34,7 +34,6 @@ from convnets.parameters import (
     ImageInput,
     Serving,
     Training,
-    TrainingCost,
 )
 from convnets.preprocessing import DECODER, decode_and_resize
 from convnets.reporting import (
@@ -199,79 +198,27 @@ def train_model(
     return model, best, history, tags
 
 
-def measure_book_epoch(
-    data: CatsVsDogsData,
-    book_input: ImageInput,
-    book: Architecture,
-    book_training: Training,
-    cost: TrainingCost,
-) -> dict[str, float]:
-    """The seconds one epoch of the book's recipe takes in this process, from a few steps.
-
-    The unit of a recipe's training cost: this machine's speed changes from process
-    to process, so the reference is timed where the recipe trains. ``book_*`` are the
-    ``catdog`` pipeline's own parameters (listing 8.16). On random pictures: the time
-    of a step does not depend on the pixels. ``benchmarks/book_epochs.py`` measures
-    full epochs side by side instead.
-    """
-    keras.utils.set_random_seed(0)
-    # The cost unit is the book's code as written: float32, whatever catdog now uses.
-    with precision_policy("float32"):
-        model = build_catdog_model(book_input.image_size, book.root)
-    batch = book_input.batch_size
-    compile_model(
-        model, book_training, steps_per_epoch=math.ceil(2 * data.subsets.train.size / batch)
-    )
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (batch, *book_input.image_size, 3), dtype=np.uint8)
-    labels = rng.integers(0, 2, (batch,)).astype("float32")
-    for _ in range(2):  # tracing and warm-up
-        model.train_on_batch(images, labels)
-        model.predict_on_batch(images)
-    started = time.perf_counter()
-    for _ in range(cost.book_reference_steps):
-        model.train_on_batch(images, labels)
-    train_step = (time.perf_counter() - started) / cost.book_reference_steps
-    started = time.perf_counter()
-    for _ in range(cost.book_reference_steps):
-        model.predict_on_batch(images)
-    predict_step = (time.perf_counter() - started) / cost.book_reference_steps
-    train_steps = math.ceil(2 * data.subsets.train.size / batch)
-    validation_steps = math.ceil(2 * data.subsets.validation.size / batch)
-    seconds = train_steps * train_step + validation_steps * predict_step
-    logger.info(
-        "Book recipe here: %.2f s a training step, about %.0f s an epoch", train_step, seconds
-    )
-    return {"book_epoch_s": seconds, "book_train_step_s": train_step}
-
-
 def report_training_cost(
-    history: dict[str, list[float]], book_epoch: dict[str, float]
-) -> dict[str, dict[str, float]]:
-    """Training cost in book-epoch equivalents, wall time and peak memory, for MLflow.
+    history: dict[str, list[float]],
+) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """Evaluation: the training's cost for MLflow, tagged with the processor's flags.
 
-    Book-epoch equivalents: the median epoch's wall time (validation included) over
-    the book recipe's epoch time measured in this process, times the epochs trained.
+    Wall time and median of the timed epochs (validation included; epochs resumed from
+    another run have no time), epochs run, this process's peak memory. The report divides
+    by the book's epoch on the same flags (``kedro run --pipelines=book_epoch``).
     """
     epoch_times = [value for value in history.get(EPOCH_TIME, []) if not math.isnan(value)]
-    median_epoch = statistics.median(epoch_times)
-    equivalents = median_epoch / book_epoch["book_epoch_s"] * len(history["loss"])
-    peak_mb = peak_rss_mb()
-    logger.info(
-        "Training cost: %d epochs of %.1f s (median), %.1f book-epoch equivalents",
-        len(history["loss"]),
-        median_epoch,
-        equivalents,
-    )
-    metrics = {
-        "book_epoch_equivalents": equivalents,
-        "train_wall_time_s": sum(epoch_times),
-        "median_epoch_s": median_epoch,
-        "book_epoch_s": book_epoch["book_epoch_s"],
-    }
-    if peak_mb is not None:
+    metrics = {"epochs_run": len(history["loss"])}
+    if epoch_times:
+        metrics |= {
+            "train_wall_time_s": sum(epoch_times),
+            "median_epoch_s": statistics.median(epoch_times),
+        }
+    if (peak_mb := peak_rss_mb()) is not None:
         metrics["peak_rss_mb"] = peak_mb
-    return as_mlflow_metrics(metrics)
+    median = metrics.get("median_epoch_s", math.nan)
+    logger.info("Training cost: %d epochs, %.1f s each (median)", metrics["epochs_run"], median)
+    return as_mlflow_metrics(metrics), {PROCESSOR_FLAGS_TAG: compute_flags()}
 
 
 def _score(

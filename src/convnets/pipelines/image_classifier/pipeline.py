@@ -10,17 +10,11 @@ SHARED_INPUTS = {"cats_vs_dogs_small"}
 SHARED_PARAMETERS = {"params:cats_vs_dogs", "params:serving"}
 
 
-# The book's recipe, the unit of a training cost (book-epoch equivalents).
-BOOK_RECIPE = "catdog"
-
-
-def create_pipeline(
-    namespace: str, augmentation_figure: bool = False, training_cost: bool = False
-) -> Pipeline:
+def create_pipeline(namespace: str, augmentation_figure: bool = False) -> Pipeline:
     """The model ``params:<namespace>`` describes: its input size, architecture, training.
 
-    ``training_cost`` adds the cost in book-epoch equivalents, wall time and peak memory
-    (``params:<namespace>.cost``), timed against the ``catdog`` recipe in the same run.
+    Every model logs its training cost (``report_training_cost``); the report expresses it
+    in book-epoch equivalents, from the ``book_epoch`` pipeline's runs.
     """
     nodes_list = [
         node(
@@ -77,6 +71,13 @@ def create_pipeline(
             name="evaluate_final_model",
             tags="evaluation",
         ),
+        node(
+            nodes.report_training_cost,
+            inputs="history",
+            outputs=["training_cost_metrics", "training_cost_tags"],
+            name="report_training_cost",
+            tags="evaluation",
+        ),
     ]
     if augmentation_figure:
         nodes_list.append(
@@ -88,31 +89,9 @@ def create_pipeline(
                 tags="evaluation",
             )
         )
-    parameters = set(SHARED_PARAMETERS)
-    if training_cost:
-        book = [
-            f"params:{BOOK_RECIPE}.{section}" for section in ("input", "architecture", "training")
-        ]
-        parameters.update(book)
-        nodes_list += [
-            node(
-                nodes.measure_book_epoch,
-                inputs=["params:cats_vs_dogs", *book, "params:cost"],
-                outputs="book_epoch",
-                name="measure_book_epoch",
-                tags="training",
-            ),
-            node(
-                nodes.report_training_cost,
-                inputs=["history", "book_epoch"],
-                outputs="training_cost_metrics",
-                name="report_training_cost",
-                tags="evaluation",
-            ),
-        ]
     return pipeline(
         pipeline(nodes_list) + training_report.create_pipeline(),
         namespace=namespace,
         inputs=SHARED_INPUTS,
-        parameters=parameters,
+        parameters=SHARED_PARAMETERS,
     )

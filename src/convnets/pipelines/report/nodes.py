@@ -1,4 +1,4 @@
-"""Nodes of the report pipeline: a comparison of the latest training runs."""
+"""Nodes of the report pipeline: the latest training runs compared, and the frontier."""
 
 from __future__ import annotations
 
@@ -11,15 +11,10 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from convnets.parameters import Report
+from convnets.pipelines.report import frontier
+from convnets.pipelines.report.runs import HEADLINE, PIPELINE, PIPELINE_TAG, RUN_NAME
 
 logger = logging.getLogger(__name__)
-
-RUN_NAME = "tags.mlflow.runName"
-# The pipeline a run ran (hooks.command_tags); older runs have only their name, which
-# a resumed run changes ("catdog (resumed after epoch 5)").
-PIPELINE_TAG = "tags.pipeline"
-PIPELINE = "pipeline"
-HEADLINE = "best_checkpoint_test_accuracy"
 
 
 def _duration(seconds: float) -> str:
@@ -146,3 +141,22 @@ def _accuracy_chart(latest: pd.DataFrame) -> Figure:
     axis.set_title("Latest finished run of each training pipeline")
     figure.tight_layout()
     return figure
+
+
+def draw_frontier(runs: pd.DataFrame, report: Report) -> tuple[pd.DataFrame, Figure]:
+    """Reporting: test accuracy against training cost in book-epoch equivalents, for every
+    finished cats-vs-dogs run, beside the book's printed figures.
+
+    The table lists every run, those of unknown cost too (``book_epoch_equivalents``
+    empty, ``cost_source`` saying why); only runs of known cost are drawn.
+    """
+    points = frontier.frontier_points(runs, report)
+    unknown = points[points.book_epoch_equivalents.isna()]
+    if not unknown.empty:
+        logger.warning(
+            "Not on the frontier, cost unknown: %s",
+            ", ".join(
+                f"{row.pipeline} {row.run_id} ({row.cost_source})" for row in unknown.itertuples()
+            ),
+        )
+    return points, frontier.plot_frontier(points, report)

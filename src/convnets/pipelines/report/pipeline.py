@@ -6,7 +6,8 @@ from convnets.pipelines.report import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """The latest finished run of each training pipeline, compared in a table and a chart."""
+    """The latest finished run of each training pipeline, compared in a table and a chart;
+    every finished cats-vs-dogs run drawn by accuracy and cost (the frontier)."""
     return pipeline(
         [
             node(
@@ -15,7 +16,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["comparison", "comparison_plot"],
                 name="write_comparison",
                 tags="reporting",
-            )
+            ),
+            node(
+                nodes.draw_frontier,
+                inputs=["mlflow_runs", "params:report"],
+                outputs=["frontier", "frontier_plot"],
+                name="draw_frontier",
+                tags="reporting",
+            ),
         ],
         namespace="report",
         inputs={"mlflow_runs"},

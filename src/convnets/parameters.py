@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -244,22 +245,53 @@ class Loss(Params):
     label_smoothing: UnitInterval
 
 
-class Training(Section):
-    """``<model>.training``: compile and fit options shared by every model pipeline."""
+@dataclass(frozen=True)
+class Fingerprinted:
+    """A training field that changes what is computed: it is part of the resume
+    fingerprint (``convnets.training.fingerprint``), so a state saved with another value
+    is not resumed. ``left_out_at``: for an option added since state format 2, the
+    value it had before, at which it is left out so earlier states stay resumable.
+    """
 
-    optimizer: OptimizerName | Optimizer  # "rmsprop" (the book) or a mapping
-    loss: BinaryLoss | Loss
-    epochs: PositiveInt
-    validation_freq: PositiveInt  # validate every n-th epoch (Keras' validation_freq)
-    checkpoint_monitor: Literal["loss", "accuracy", "val_loss", "val_accuracy"]
-    early_stopping_patience: PositiveInt | None  # null: off
-    seed: StrictInt  # keras.utils.set_random_seed: weights, dropout, augmentation
-    precision: Precision
-    jit_compile: bool
+    left_out_at: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class NotFingerprinted:
+    """A training field that does not change what is computed: a state resumes across it."""
+
+    why: str
+
+
+# Every field of a training section says which it is (tests/training/test_fingerprint.py).
+FINGERPRINTED = Fingerprinted()
+SPREAD = NotFingerprinted("how the training is spread over devices, not what it computes")
+
+
+class Training(Section):
+    """``<model>.training``: compile and fit options shared by every model pipeline.
+
+    The compute options (precision to devices) come from the shared ``compute:``
+    section (conf/base/parameters_compute.yml), merged into every training section.
+    """
+
+    optimizer: Annotated[OptimizerName | Optimizer, FINGERPRINTED]  # "rmsprop" or a mapping
+    loss: Annotated[BinaryLoss | Loss, FINGERPRINTED]
+    epochs: Annotated[PositiveInt, FINGERPRINTED]
+    # Validate every n-th epoch (Keras' validation_freq).
+    validation_freq: Annotated[PositiveInt, Fingerprinted(left_out_at=(1,))]
+    checkpoint_monitor: Annotated[
+        Literal["loss", "accuracy", "val_loss", "val_accuracy"], FINGERPRINTED
+    ]
+    early_stopping_patience: Annotated[PositiveInt | None, FINGERPRINTED]  # null: off
+    seed: Annotated[StrictInt, FINGERPRINTED]  # keras.utils.set_random_seed
+    # The policy "auto" resolves to on this machine is what the fingerprint holds.
+    precision: Annotated[Precision, Fingerprinted(left_out_at=("float32",))]
+    jit_compile: Annotated[bool, Fingerprinted(left_out_at=(False,))]
     # mirrored: tf.distribute.MirroredStrategy over ``devices`` (null: every GPU, else
     # the CPU); the batch size stays the global batch, split across the replicas.
-    distribution: Literal["none", "mirrored"]
-    devices: Annotated[tuple[str, ...], Words] | None
+    distribution: Annotated[Literal["none", "mirrored"], SPREAD]
+    devices: Annotated[Annotated[tuple[str, ...], Words] | None, SPREAD]
 
     @field_validator("validation_freq")
     @classmethod
@@ -276,10 +308,10 @@ class Training(Section):
 class MnistTraining(Training):
     """``mnist.training``: arrays in memory, so the batch size and hold-out live here."""
 
-    loss: ClassLoss  # integer labels, one softmax output per class
-    num_classes: PositiveInt
-    batch_size: PositiveInt
-    validation_split: UnitInterval
+    loss: Annotated[ClassLoss, FINGERPRINTED]  # integer labels, one softmax output per class
+    num_classes: Annotated[PositiveInt, FINGERPRINTED]
+    batch_size: Annotated[PositiveInt, FINGERPRINTED]
+    validation_split: Annotated[UnitInterval, FINGERPRINTED]
 
     @field_validator("validation_split")
     @classmethod

@@ -11,7 +11,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset
 
-from convnets.datasets.integrity import set_aside
+from convnets.integrity import set_aside
 
 logger = logging.getLogger(__name__)
 

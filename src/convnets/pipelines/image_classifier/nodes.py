@@ -190,12 +190,13 @@ def train_model(
         with precision_policy(training.precision):
             model = build_catdog_model(image_size, spec)
         compile_model(model, training, steps_per_epoch=int(train_ds.cardinality()))
-        model, best, history, tags = fit_with_best_checkpoint(
+        fitted = fit_with_best_checkpoint(
             model, training, train_ds, validation_data=validation_ds, state=state
         )
+    model, best = fitted.final_model, fitted.best_model
     if isinstance(spec, ConvnetFast) and spec.flip_averaging:
         model, best = with_flip_averaging(model), with_flip_averaging(best)
-    return model, best, history, tags
+    return model, best, fitted.history, fitted.tags
 
 
 def report_training_cost(

@@ -63,7 +63,7 @@ def train_model(
                 input_shape=x_train.shape[1:], num_classes=training.num_classes
             )
         compile_model(model, training, steps_per_epoch=math.ceil(trained_on / training.batch_size))
-        return fit_with_best_checkpoint(
+        fitted = fit_with_best_checkpoint(
             model,
             training,
             x_train,
@@ -72,6 +72,7 @@ def train_model(
             validation_split=training.validation_split,
             state=state,
         )
+    return fitted.final_model, fitted.best_model, fitted.history, fitted.tags
 
 
 def _score(model: keras.Model, x_test: np.ndarray, y_test: np.ndarray) -> tuple[float, float]:

@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 from convnets.parameters import MnistTraining
-from convnets.resume_state import DamagedTrainingState, TrainingState
+from convnets.training.records import DamagedTrainingState
+from convnets.training.state import TrainingState
 from tests.conftest import reset_mlflow, typed_parameters
 
 EPOCHS = 4
@@ -197,7 +198,7 @@ def test_a_damaged_best_checkpoint_that_cannot_be_rebuilt_names_the_file(tmp_pat
     best = folder / record["best"]
     _garble(best, keep=50)
     older = {**record, "best_epoch": 1}
-    from convnets.resume_state import _sealed  # noqa: PLC0415
+    from convnets.training.records import _sealed  # noqa: PLC0415
 
     (folder / "state.json").write_text(json.dumps(_sealed(older)))
     (folder / "state.previous.json").unlink()
@@ -316,7 +317,7 @@ def test_a_resumed_training_computes_what_an_uninterrupted_one_does(tmp_path, as
 
 
 def test_an_early_stopped_training_killed_before_its_final_model_trains_no_further(tmp_path):
-    from convnets.resume_state import _sealed  # noqa: PLC0415
+    from convnets.training.records import _sealed  # noqa: PLC0415
 
     folder = tmp_path / "state"
     _train(folder, early_stop_at=2)

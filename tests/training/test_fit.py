@@ -128,7 +128,7 @@ def test_options_at_their_defaults_keep_an_earlier_resume_state():
     """A run started before precision/jit_compile existed resumes after they were added."""
     import keras  # noqa: PLC0415
 
-    from convnets.training import training_fingerprint  # noqa: PLC0415
+    from convnets.training.fingerprint import training_fingerprint  # noqa: PLC0415
 
     inputs = keras.Input((3,), name="in")
     model = keras.Model(inputs, keras.layers.Dense(1, name="out")(inputs), name="tiny")
@@ -149,7 +149,7 @@ def test_the_fingerprint_ignores_the_layer_names_keras_generates():
         build_catdog_convnet_augmented,
         build_data_augmentation,
     )
-    from convnets.training import training_fingerprint  # noqa: PLC0415
+    from convnets.training.fingerprint import training_fingerprint  # noqa: PLC0415
 
     training = _training()
     book = {"dropout": 0.5, "rotation": 0.1, "zoom": 0.2}
@@ -193,7 +193,7 @@ def _training(**changes):
 
 def test_a_resumed_early_stopping_stops_where_an_uninterrupted_one_would():
     """The count of epochs without improvement is rebuilt from the saved history."""
-    from convnets.training import ResumableEarlyStopping  # noqa: PLC0415
+    from convnets.training.callbacks import ResumableEarlyStopping  # noqa: PLC0415
 
     val_loss = [1.0, 0.8, 0.85, 0.9, 0.7, 0.75, 0.8, 0.95, 0.6]
 
@@ -218,7 +218,7 @@ def test_a_resumed_early_stopping_stops_where_an_uninterrupted_one_would():
 
 def test_a_warmup_cosine_schedule_rises_then_decays_to_zero():
     from convnets.parameters import Optimizer  # noqa: PLC0415
-    from convnets.training import build_optimizer  # noqa: PLC0415
+    from convnets.training.compile import build_optimizer  # noqa: PLC0415
 
     optimizer = build_optimizer(
         Optimizer(
@@ -350,7 +350,7 @@ def test_progress_is_logged_about_every_tenth_of_an_epoch_when_not_on_a_terminal
 
     import numpy as np  # noqa: PLC0415
 
-    from convnets.training import TrainingProgress  # noqa: PLC0415
+    from convnets.training.monitoring import TrainingProgress  # noqa: PLC0415
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
@@ -373,7 +373,7 @@ def test_progress_is_logged_about_every_tenth_of_an_epoch_when_not_on_a_terminal
 def test_the_terminal_progress_bar_runs_through_a_training():
     import numpy as np  # noqa: PLC0415
 
-    from convnets.training import TrainingProgress  # noqa: PLC0415
+    from convnets.training.monitoring import TrainingProgress  # noqa: PLC0415
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
@@ -452,7 +452,7 @@ def test_mirrored_training_on_two_devices_matches_one_device():
         check=False,
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         timeout=600,
     )
@@ -462,3 +462,45 @@ def test_mirrored_training_on_two_devices_matches_one_device():
     for model in ("mnist", "catdog_baseline"):
         single, mirrored = losses[f"{model}-none"], losses[f"{model}-mirrored"]
         assert mirrored == pytest.approx(single, rel=0.01), (model, single, mirrored)
+
+
+def test_the_callbacks_run_in_the_order_their_contracts_need():
+    """The disk check first; checkpoint and early stopping on the epoch's own logs; the
+    logger's additions before the commit keeps them; MLflow only after the commit."""
+    from convnets.training import callbacks, monitoring  # noqa: PLC0415
+    from convnets.training.fit import CALLBACK_ORDER  # noqa: PLC0415
+
+    assert CALLBACK_ORDER == (
+        callbacks.DiskSpaceGuard,
+        callbacks.ValidatedCheckpoint,
+        callbacks.ResumableEarlyStopping,
+        monitoring.TrainingProgress,
+        callbacks.EpochLogger,
+        callbacks.EpochCommit,
+        monitoring.MlflowEpochMetrics,
+    )
+
+
+def test_the_callbacks_given_to_fit_follow_the_order(tmp_path, monkeypatch):
+    from convnets.training import fit  # noqa: PLC0415
+
+    given = []
+    monkeypatch.setattr(
+        fit.keras.Model, "fit", lambda self, *a, **kw: given.extend(kw["callbacks"])
+    )
+    monkeypatch.setattr(fit.MlflowEpochMetrics, "__init__", lambda self, *a: None)
+    import keras  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from convnets.training import compile_model  # noqa: PLC0415
+
+    training = _training(early_stopping_patience=2, checkpoint_monitor="loss")
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+    compile_model(model, training)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 8), dtype="float32"), rng.integers(0, 2, 16)
+    state = TrainingState(tmp_path, run_id="run")
+    with pytest.raises(RuntimeError, match="No epoch"):  # the stand-in fit trained nothing
+        fit.fit_with_best_checkpoint(model, training, x, y, batch_size=8, state=state)
+    assert [type(callback) for callback in given] == list(fit.CALLBACK_ORDER)

@@ -22,7 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from convnets.datasets.integrity import file_hash
+from convnets.integrity import file_hash
 from convnets.errors import UserError
 
 logger = logging.getLogger(__name__)

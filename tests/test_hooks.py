@@ -390,7 +390,7 @@ def test_mlflow_http_calls_to_a_server_that_is_down_give_up_within_seconds(monke
 def test_a_name_typo_then_a_size_the_disk_cannot_hold_are_refused_and_their_fixes_run(
     kedro_project, monkeypatch
 ):
-    from convnets import parameters  # noqa: PLC0415
+    from convnets.parameters import costs  # noqa: PLC0415
 
     tiny = {**TINY_CATDOG, "catdog.training.epochs": 1}
     split = kedro_project / "data" / "02_intermediate" / "cats_vs_dogs_small"
@@ -403,7 +403,7 @@ def test_a_name_typo_then_a_size_the_disk_cannot_hold_are_refused_and_their_fixe
     assert not split.exists()
 
     # 36 pictures of 200x200 need 4.3 MB of decoded cache; the disk has 2 MB.
-    monkeypatch.setattr(parameters, "free_disk", lambda path: 2_000_000)
+    monkeypatch.setattr(costs, "free_disk", lambda path: 2_000_000)
     with pytest.raises(ParameterError) as error:
         _run(kedro_project, "catdog", {**tiny, "catdog.input.image_size": "200x200"})
     message = str(error.value)

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 from kedro.framework.cli.utils import _split_params
+from pydantic import ValidationError
 
-from convnets import parameters
 from convnets.parameters import (
     Architecture,
     BookEpoch,
@@ -20,7 +20,9 @@ from convnets.parameters import (
     Training,
     check_environment,
     check_parameter_keys,
+    costs,
     image_input_costs,
+    keeping_invalid_sections,
     mnist_costs,
     parse,
 )
@@ -69,8 +71,16 @@ def test_the_book_recipes_parse_to_their_architectures():
     assert typed_parameters(Architecture, "catdog_baseline.architecture").root.name == "convnet"
 
 
-def test_an_invalid_section_raises_its_explanation_when_used():
-    invalid = Training.model_validate({"epochs": 0})
+def test_an_invalid_section_raises_pydantics_validation_error():
+    with pytest.raises(ValidationError, match="epochs"):
+        Training.model_validate({"epochs": 0})
+    with pytest.raises(ValidationError, match="name"):
+        Architecture.model_validate({"name": "resnet"})
+
+
+def test_an_invalid_section_kept_for_the_hook_raises_its_explanation_when_used():
+    with keeping_invalid_sections():
+        invalid = Training.model_validate({"epochs": 0})
     assert isinstance(invalid, InvalidParameters)
     with pytest.raises(ParameterError, match="epochs: Input should be greater than 0"):
         _ = invalid.epochs
@@ -368,8 +378,8 @@ def _current(image_input: ImageInput, hint: str) -> list[str]:
 def test_an_image_size_whose_decoded_cache_the_disk_cannot_hold_says_what_it_costs(
     tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(parameters, "free_disk", lambda path: 12 * GB)
-    monkeypatch.setattr(parameters, "available_memory", lambda: 1000 * GB)
+    monkeypatch.setattr(costs, "free_disk", lambda path: 12 * GB)
+    monkeypatch.setattr(costs, "available_memory", lambda: 1000 * GB)
     split = _split(train=1000, validation=500, test=1000)  # the book's
     big = _image_input("catdog.input.image_size=1800x1800")
     (problem,) = image_input_costs("catdog.input", big, split, tmp_path / "decoded")
@@ -386,8 +396,8 @@ def test_an_image_size_whose_decoded_cache_the_disk_cannot_hold_says_what_it_cos
 
 
 def test_a_batch_that_the_memory_cannot_hold_says_what_it_costs(tmp_path, monkeypatch):
-    monkeypatch.setattr(parameters, "free_disk", lambda path: 1000 * GB)
-    monkeypatch.setattr(parameters, "available_memory", lambda: 8 * GB)
+    monkeypatch.setattr(costs, "free_disk", lambda path: 1000 * GB)
+    monkeypatch.setattr(costs, "available_memory", lambda: 8 * GB)
     split = _split(train=1000, validation=500, test=1000)
     huge = _image_input("catdog.input.batch_size=100000000")
     (problem,) = image_input_costs("catdog.input", huge, split, tmp_path)
@@ -415,7 +425,7 @@ def test_a_batch_that_the_memory_cannot_hold_says_what_it_costs(tmp_path, monkey
 
 
 def test_an_mnist_batch_that_the_memory_cannot_hold_is_named(monkeypatch):
-    monkeypatch.setattr(parameters, "available_memory", lambda: 2 * GB)
+    monkeypatch.setattr(costs, "available_memory", lambda: 2 * GB)
     training = typed_parameters(MnistTraining, "mnist.training", batch_size=100_000_000)
     (problem,) = mnist_costs("mnist.training", training)
     assert problem.startswith("mnist.training.batch_size: a batch of 60000 pictures of 28x28")

@@ -1,4 +1,4 @@
-"""Project settings: hooks, configuration loader."""
+"""Project settings: hooks, context, configuration loader."""
 
 from importlib.metadata import version
 
@@ -8,6 +8,7 @@ quiet.install()  # before Kedro builds its config loader and any pipeline import
 
 from kedro.config import OmegaConfigLoader  # noqa: E402
 
+from convnets.context import ProjectContext  # noqa: E402
 from convnets.hooks import GuardHook, ProjectMlflowHook, TrainingStateHook  # noqa: E402
 
 
@@ -26,6 +27,8 @@ HOOKS = (GuardHook(), ProjectMlflowHook(), TrainingStateHook())
 # Its own instance is replaced by the subclass above, which logs typed parameters.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")  # as its metadata spells it
 
+# Keeps sections that do not parse for the parameter check's report (Kedro raises its own first).
+CONTEXT_CLASS = ProjectContext
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

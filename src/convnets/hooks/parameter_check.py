@@ -37,8 +37,8 @@ class ParameterCheck:
 
     Kedro's parameter validation parses each ``params:`` input into the model its
     node declares; its error names the section and then pydantic's own report, with
-    keys relative to the section and no fix. The models keep a failure as
-    ``InvalidParameters`` instead (``convnets.parameters``), and this check raises one
+    keys relative to the section and no fix. ``convnets.context.ProjectContext`` keeps a
+    failure as ``InvalidParameters`` instead, and this check raises one
     ``ParameterError`` that names each bad key in full with a ``--params=`` that fixes
     it, before any node and before kedro-mlflow opens a run that the error would
     leave RUNNING. Before them: keys no pipeline reads (typos; the CLI checks them

@@ -1,0 +1,259 @@
+"""The parameter models: one per section of ``conf/*/parameters_*.yml``, no defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, RootModel, StrictInt, ValidationInfo, field_validator
+
+from convnets.parameters.base import Params, ReportsInvalid, Section
+from convnets.parameters.fields import (
+    BinaryLoss,
+    ClassLoss,
+    ImageSize,
+    IntList,
+    NonNegativeInt,
+    OptimizerName,
+    PositiveInt,
+    Precision,
+    UnitInterval,
+    Words,
+)
+
+
+# ---------------------------------------------------------------- cats vs dogs data
+class Subset(Params):
+    start: NonNegativeInt  # first image index considered for this subset
+    size: PositiveInt  # images per class
+
+
+class Subsets(Params):
+    train: Subset
+    validation: Subset
+    test: Subset
+
+
+SUBSET_NAMES = ("train", "validation", "test")
+
+
+class CatsVsDogsData(Section):
+    """``cats_vs_dogs``: the split shared by every cats-vs-dogs model, and its labels."""
+
+    classes: Annotated[tuple[str, str], Words]  # label 0, label 1 (the sigmoid's "positive" class)
+    subsets: Subsets
+    non_rgb: Literal["convert", "skip"]
+    decision_threshold: Annotated[float, Field(gt=0.0, lt=1.0)]
+    max_image_pixels: PositiveInt  # larger pictures are refused from their header
+
+
+# ---------------------------------------------------------------- model pipelines
+class ImageInput(Section):
+    """``<model>.input``: what the model sees, and how the training images are batched."""
+
+    image_size: ImageSize  # height, width in pixels; "180x180" on the command line
+    batch_size: PositiveInt
+    shuffle_seed: StrictInt
+
+
+class Augmentation(Params):
+    rotation: Annotated[float, Field(ge=0.0)]  # fraction of a full turn (RandomRotation)
+    zoom: Annotated[float, Field(ge=0.0, lt=1.0)]  # RandomZoom height factor
+
+
+class Convnet(Params):
+    """Listing 8.7: the convnet trained from scratch without augmentation."""
+
+    name: Literal["convnet"]
+
+
+class ConvnetAugmented(Params):
+    """Listing 8.16: the same convnet with data augmentation and dropout."""
+
+    name: Literal["convnet_augmented"]
+    dropout: UnitInterval
+    augmentation: Augmentation
+
+
+class ConvnetFast(Params):
+    """``catdog_fast``: chapter 9's patterns on the book's convnet, chosen by measurement.
+
+    Batch normalisation after every convolution, global average pooling, optionally
+    residual blocks and separable convolutions; test-time flip averaging built into
+    the saved model when ``flip_averaging`` is on.
+    """
+
+    name: Literal["convnet_fast"]
+    widths: IntList  # filters per stage
+    block: Literal["plain", "residual"]  # plain: conv-BN-ReLU; residual: 2 convs + shortcut
+    convolution: Literal["standard", "separable"]  # separable: all but the first conv
+    dropout: UnitInterval
+    augmentation: Augmentation
+    flip_averaging: bool  # predict with the mean over the picture and its mirror image
+
+
+class ConvnetXception(Params):
+    """Section 9.3.5: the mini Xception-like model, chapter 8's augmentation inside it."""
+
+    name: Literal["convnet_xception"]
+    widths: IntList  # filters of the residual blocks
+    dropout: UnitInterval
+    augmentation: Augmentation
+
+
+class Architecture(
+    ReportsInvalid,
+    RootModel[
+        Annotated[
+            Convnet | ConvnetAugmented | ConvnetFast | ConvnetXception,
+            Field(discriminator="name"),
+        ]
+    ],
+):
+    """``<model>.architecture``: which builder of ``convnets.models``; ``root`` is it."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class Optimizer(Params):
+    """An optimizer with a learning-rate schedule; a bare name keeps Keras' defaults."""
+
+    name: Literal["adam", "adamw", "rmsprop", "sgd"]
+    learning_rate: Annotated[float, Field(gt=0.0)]  # the peak, after warm-up
+    weight_decay: Annotated[float, Field(ge=0.0)]  # decoupled (AdamW) or Keras' own
+    schedule: Literal["constant", "cosine"]  # cosine: decays to 0 at the last epoch
+    warmup_epochs: Annotated[float, Field(ge=0.0)]  # linear warm-up from 0 (cosine only)
+
+    @field_validator("warmup_epochs")
+    @classmethod
+    def _warmup_needs_a_schedule(cls, warmup: float, info: ValidationInfo) -> float:
+        if warmup and info.data.get("schedule") == "constant":
+            raise ValueError("a warm-up needs schedule: cosine (or warmup_epochs: 0)")
+        return warmup
+
+
+class Loss(Params):
+    """A loss with options; a bare name is the Keras loss as it comes."""
+
+    name: Literal["binary_crossentropy"]
+    label_smoothing: UnitInterval
+
+
+@dataclass(frozen=True)
+class Fingerprinted:
+    """A training field that changes what is computed: it is part of the resume
+    fingerprint (``convnets.training.fingerprint``), so a state saved with another value
+    is not resumed. ``left_out_at``: for an option added since state format 2, the
+    value it had before, at which it is left out so earlier states stay resumable.
+    """
+
+    left_out_at: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class NotFingerprinted:
+    """A training field that does not change what is computed: a state resumes across it."""
+
+    why: str
+
+
+# Every field of a training section says which it is (tests/training/test_fingerprint.py).
+FINGERPRINTED = Fingerprinted()
+SPREAD = NotFingerprinted("how the training is spread over devices, not what it computes")
+
+
+class Training(Section):
+    """``<model>.training``: compile and fit options shared by every model pipeline.
+
+    The compute options (precision to devices) come from the shared ``compute:``
+    section (conf/base/parameters_compute.yml), merged into every training section.
+    """
+
+    optimizer: Annotated[OptimizerName | Optimizer, FINGERPRINTED]  # "rmsprop" or a mapping
+    loss: Annotated[BinaryLoss | Loss, FINGERPRINTED]
+    epochs: Annotated[PositiveInt, FINGERPRINTED]
+    # Validate every n-th epoch (Keras' validation_freq).
+    validation_freq: Annotated[PositiveInt, Fingerprinted(left_out_at=(1,))]
+    checkpoint_monitor: Annotated[
+        Literal["loss", "accuracy", "val_loss", "val_accuracy"], FINGERPRINTED
+    ]
+    early_stopping_patience: Annotated[PositiveInt | None, FINGERPRINTED]  # null: off
+    seed: Annotated[StrictInt, FINGERPRINTED]  # keras.utils.set_random_seed
+    # The policy "auto" resolves to on this machine is what the fingerprint holds.
+    precision: Annotated[Precision, Fingerprinted(left_out_at=("float32",))]
+    jit_compile: Annotated[bool, Fingerprinted(left_out_at=(False,))]
+    # mirrored: tf.distribute.MirroredStrategy over ``devices`` (null: every GPU, else
+    # the CPU); the batch size stays the global batch, split across the replicas.
+    distribution: Annotated[Literal["none", "mirrored"], SPREAD]
+    devices: Annotated[Annotated[tuple[str, ...], Words] | None, SPREAD]
+
+    @field_validator("validation_freq")
+    @classmethod
+    def _last_epoch_is_validated(cls, every: int, info: ValidationInfo) -> int:
+        epochs = info.data.get("epochs")
+        if epochs and epochs % every:
+            raise ValueError(
+                f"epochs ({epochs}) must be a multiple of validation_freq, so that the "
+                "last epoch is validated"
+            )
+        return every
+
+
+class MnistTraining(Training):
+    """``mnist.training``: arrays in memory, so the batch size and hold-out live here."""
+
+    loss: Annotated[ClassLoss, FINGERPRINTED]  # integer labels, one softmax output per class
+    num_classes: Annotated[PositiveInt, FINGERPRINTED]
+    batch_size: Annotated[PositiveInt, FINGERPRINTED]
+    validation_split: Annotated[UnitInterval, FINGERPRINTED]
+
+    @field_validator("validation_split")
+    @classmethod
+    def _monitor_needs_validation(cls, split: float, info: ValidationInfo) -> float:
+        monitor = info.data.get("checkpoint_monitor", "")
+        if monitor.startswith("val_") and split == 0:
+            raise ValueError(
+                f"checkpoint_monitor is {monitor!r} but there is no validation data: set "
+                "validation_split above 0, or checkpoint_monitor to a training metric "
+                "(loss, accuracy)"
+            )
+        return split
+
+
+class BookEpoch(Section):
+    """``book_epoch``: the book's recipe as written (listing 8.16), timed as the unit of a
+    training cost by ``kedro run --pipelines=book_epoch``; nothing else reads it."""
+
+    image_size: ImageSize
+    batch_size: PositiveInt
+    precision: Precision
+    architecture: ConvnetAugmented
+    optimizer: OptimizerName
+    loss: BinaryLoss
+    train_images: PositiveInt  # pictures in one epoch of the book's split (both classes)
+    validation_images: PositiveInt
+    steps: PositiveInt  # training and prediction steps timed, after two of warm-up
+
+
+class Serving(Section):
+    """``serving``: the served model's limits per request (shared by every model)."""
+
+    max_pictures_per_request: PositiveInt
+    max_request_bytes: PositiveInt  # the pictures' bytes summed, before base64
+
+
+class Predict(Section):
+    """``predict``: how the predictions are shown."""
+
+    grid_images: PositiveInt
+
+
+class Report(Section):
+    """``report``: which pipelines are compared, and the book's printed accuracies."""
+
+    training_pipelines: Annotated[tuple[str, ...], Words]
+    env_option: str  # "" or " --env=<env>": the environment, in suggested commands
+    book_test_accuracy: dict[str, float | None]  # null: the book prints none
+    # The frontier's reference marks: the book's training of each printed figure, in
+    # book epochs; null: not known (drawn as a line at its accuracy).
+    book_training_cost: dict[str, Annotated[float, Field(gt=0.0)] | None]

@@ -63,17 +63,22 @@ from convnets.parameters.keys import (
     unknown_keys,
 )
 from convnets.parameters.sections import (
+    FINGERPRINTED,
+    SPREAD,
     SUBSET_NAMES,
     Architecture,
     Augmentation,
+    BookEpoch,
     CatsVsDogsData,
     Convnet,
     ConvnetAugmented,
     ConvnetFast,
     ConvnetXception,
+    Fingerprinted,
     ImageInput,
     Loss,
     MnistTraining,
+    NotFingerprinted,
     Optimizer,
     Predict,
     Report,
@@ -81,11 +86,6 @@ from convnets.parameters.sections import (
     Subset,
     Subsets,
     Training,
-    BookEpoch,
-    Fingerprinted,
-    NotFingerprinted,
-    FINGERPRINTED,
-    SPREAD,
 )
 
 __all__ = [

@@ -41,21 +41,13 @@ from convnets.parameters import (
     image_input_costs,
     mnist_costs,
 )
+from convnets.pipeline_registry import TRAINING_PIPELINES  # one MLflow run each
 from convnets.project_lock import ProjectLock, remove_stale_staging
 from convnets.scratch import remove_abandoned_scratch, remove_scratch, scratch_dir
 
 logger = logging.getLogger(__name__)
 
 PARAMS_PREFIX = "params:"
-# The registered pipelines that train a model.
-TRAINING_PIPELINES = (
-    "mnist",
-    "fashion_mnist",
-    "catdog",
-    "catdog_baseline",
-    "catdog_xception",
-    "catdog_fast",
-)
 
 
 class ParameterHook:

@@ -316,7 +316,7 @@ class Predict(Section):
 class Report(Section):
     """``report``: which pipelines are compared, and the book's printed accuracies."""
 
-    training_pipelines: Annotated[tuple[str, ...], Words]
+    training_pipelines: Annotated[tuple[str, ...], Words]  # the registry's: ${training_pipelines:}
     env_option: str  # "" or " --env=<env>": the environment, in suggested commands
     book_test_accuracy: dict[str, float | None]  # null: the book prints none
 
@@ -393,13 +393,14 @@ def conf_parameters(
     """
     import warnings  # noqa: PLC0415
 
-    from kedro.config import OmegaConfigLoader  # noqa: PLC0415 - only outside a session
     from omegaconf import OmegaConf  # noqa: PLC0415
+
+    from convnets.config_loader import ProjectConfigLoader  # noqa: PLC0415 - a cycle
 
     with warnings.catch_warnings():
         # Kedro's own use of an OmegaConf call deprecated since: not the user's concern.
         warnings.filterwarnings("ignore", "register_new_resolver", UserWarning)
-        loader = OmegaConfigLoader(
+        loader = ProjectConfigLoader(
             conf_source=str(conf_source),
             base_env="base",
             default_run_env=env or "base",

@@ -6,8 +6,7 @@ from convnets import quiet
 
 quiet.install()  # before Kedro builds its config loader and any pipeline imports TensorFlow
 
-from kedro.config import OmegaConfigLoader  # noqa: E402
-
+from convnets.config_loader import ProjectConfigLoader  # noqa: E402
 from convnets.hooks import (  # noqa: E402
     ParameterHook,
     ProjectLockHook,
@@ -30,7 +29,8 @@ HOOKS = (ProjectLockHook(), ParameterHook(), ProjectMlflowHook(), TrainingStateH
 # Its own instance is replaced by the subclass above, which logs typed parameters.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")  # as its metadata spells it
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+# OmegaConfigLoader, with the registry's training pipelines: conf/ lists none of them.
+CONFIG_LOADER_CLASS = ProjectConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

@@ -41,7 +41,7 @@ def tiny_conf(project: Path) -> None:
     quick = project / "conf" / "quick" / "parameters.yml"
     values = yaml.safe_load(quick.read_text())
     values["cats_vs_dogs"] = TINY_SPLIT
-    values["catdog"] = {**values["catdog"], "input": TINY_INPUT}
+    values["catdog"] = {**values.get("catdog", {}), "input": TINY_INPUT}
     quick.write_text(yaml.safe_dump(values))
 
 

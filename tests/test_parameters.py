@@ -435,3 +435,13 @@ def test_an_mnist_batch_that_the_memory_cannot_hold_is_named(monkeypatch):
         mnist_costs("mnist.training", typed_parameters(MnistTraining, "mnist.training", **runtime))
         == []
     )
+
+
+def test_a_new_section_in_base_is_known_to_the_key_checks_without_being_declared(tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / "base" / "parameters_new.yml").write_text("catdog_new:\n  training: {epochs: 3}\n")
+    check_parameter_keys(conf, "quick", {"catdog_new": {"training": {"epochs": 1}}})
+    typo = r"catdog_new.trainig \(--params\).*catdog_new.training"
+    with pytest.raises(ParameterError, match=typo):
+        check_parameter_keys(conf, "quick", {"catdog_new": {"trainig": {"epochs": 1}}})

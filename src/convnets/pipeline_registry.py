@@ -1,5 +1,11 @@
 """Project pipelines: the names users pass to ``kedro run --pipelines``.
 
+The one place a pipeline is named. Each entry says whether, and with which package, it
+trains a model: the hooks (one training pipeline per run), the report (which runs to
+compare) and the environments' training overrides (``conf/quick/training_overrides.yml``)
+read that here, so adding a training pipeline is one entry below plus its parameter
+section (docs/design.md, "Adding a training pipeline").
+
 Written out rather than found by ``find_pipelines()``, which cannot build the same
 package under several namespaces. Each pipeline is built when it is first used, so
 ``kedro registry list`` names them without importing TensorFlow.
@@ -8,14 +14,20 @@ package under several namespaces. Each pipeline is built when it is first used, 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from kedro.pipeline import Pipeline
 
-from convnets.hooks import TRAINING_PIPELINES  # one MLflow run each: the hook checks it
-
-__all__ = ["TRAINING_PIPELINES", "register_pipelines"]
+__all__ = [
+    "REGISTRY",
+    "TRAINING_PIPELINES",
+    "Registered",
+    "register_pipelines",
+    "training_packages",
+    "training_pipelines",
+]
 
 
 class BuiltOnFirstUse(Pipeline):
@@ -33,6 +45,19 @@ class BuiltOnFirstUse(Pipeline):
             raise AttributeError(name)
         self.__dict__.update(build().__dict__)
         return getattr(self, name)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """One pipeline of the registry: how it is built, and what it trains.
+
+    ``trains`` names the pipeline package whose training node (tag ``training``) it runs
+    (``None``: it trains no model). It is declared, not read from the nodes, so that
+    naming the training pipelines builds none; a test checks the two agree.
+    """
+
+    build: Callable[[], Pipeline]
+    trains: str | None = None
 
 
 def _catdog(namespace: str, **options: bool) -> Pipeline:
@@ -67,26 +92,55 @@ def _report() -> Pipeline:
     return report.create_pipeline()
 
 
+IMAGE_CLASSIFIER, MNIST = "image_classifier", "mnist"  # the packages that train
+
+# In the report's order. A training pipeline's name is its namespace: its parameter
+# section (conf/base/parameters_*.yml) and its MLflow parameters carry it.
+REGISTRY: dict[str, Registered] = {
+    "mnist": Registered(_mnist, trains=MNIST),  # listings 8.1-8.3
+    "fashion_mnist": Registered(  # the same convnet on Fashion-MNIST
+        partial(_mnist, namespace="fashion_mnist", raw_dataset="fashion_mnist_raw"),
+        trains=MNIST,
+    ),
+    "catdog": Registered(  # listing 8.16, the default
+        partial(_catdog, "catdog", augmentation_figure=True), trains=IMAGE_CLASSIFIER
+    ),
+    "catdog_baseline": Registered(  # listing 8.10
+        partial(_catdog, "catdog_baseline"), trains=IMAGE_CLASSIFIER
+    ),
+    "catdog_xception": Registered(  # section 9.3.5's mini Xception-like model
+        partial(_catdog, "catdog_xception", augmentation_figure=True),
+        trains=IMAGE_CLASSIFIER,
+    ),
+    "catdog_fast": Registered(  # chapter 9's patterns, chosen by measurement
+        partial(_catdog, "catdog_fast", augmentation_figure=True),
+        trains=IMAGE_CLASSIFIER,
+    ),
+    "predict": Registered(_predict),
+    "report": Registered(_report),
+    "book_epoch": Registered(_book_epoch),  # the book's epoch timed: the unit of a cost
+}
+DEFAULT_PIPELINE = "catdog"
+
+
+def training_packages() -> dict[str, str]:
+    """Each training pipeline, in the registry's order, with the package it trains with."""
+    return {name: entry.trains for name, entry in REGISTRY.items() if entry.trains}
+
+
+def training_pipelines() -> tuple[str, ...]:
+    """The registered pipelines that train a model, in the registry's order."""
+    return tuple(training_packages())
+
+
+# One MLflow run each: the parameter hook refuses two in one run.
+TRAINING_PIPELINES = training_pipelines()
+
+
 def register_pipelines() -> dict[str, Pipeline]:
-    """``mnist``, ``fashion_mnist``, ``catdog`` (8.16, the default), ``catdog_baseline`` (8.10),
-    ``catdog_xception`` (section 9.3.5's mini Xception),
-    ``catdog_fast`` (chapter 9's patterns, chosen by measurement), ``predict``, ``report``,
-    ``book_epoch`` (the book's epoch timed: the unit of a training cost)."""
-    builders: dict[str, Callable[[], Pipeline]] = {
-        "mnist": _mnist,
-        "fashion_mnist": partial(
-            _mnist, namespace="fashion_mnist", raw_dataset="fashion_mnist_raw"
-        ),
-        "catdog": partial(_catdog, "catdog", augmentation_figure=True),
-        "catdog_baseline": partial(_catdog, "catdog_baseline"),
-        "catdog_xception": partial(_catdog, "catdog_xception", augmentation_figure=True),
-        "catdog_fast": partial(_catdog, "catdog_fast", augmentation_figure=True),
-        "predict": _predict,
-        "report": _report,
-        "book_epoch": _book_epoch,
-    }
+    """Every entry of ``REGISTRY``, and ``__default__`` (``DEFAULT_PIPELINE``)."""
     pipelines: dict[str, Pipeline] = {
-        name: BuiltOnFirstUse(build) for name, build in builders.items()
+        name: BuiltOnFirstUse(entry.build) for name, entry in REGISTRY.items()
     }
-    pipelines["__default__"] = pipelines["catdog"]
+    pipelines["__default__"] = pipelines[DEFAULT_PIPELINE]
     return pipelines

@@ -6,8 +6,7 @@ from convnets import quiet
 
 quiet.install()  # before Kedro builds its config loader and any pipeline imports TensorFlow
 
-from kedro.config import OmegaConfigLoader  # noqa: E402
-
+from convnets.config_loader import ProjectConfigLoader  # noqa: E402
 from convnets.context import ProjectContext  # noqa: E402
 from convnets.hooks import GuardHook, ProjectMlflowHook, TrainingStateHook  # noqa: E402
 
@@ -29,7 +28,8 @@ DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")  # as its metadata 
 
 # Keeps sections that do not parse for the parameter check's report (Kedro raises its own first).
 CONTEXT_CLASS = ProjectContext
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+# OmegaConfigLoader, with the registry's training pipelines: conf/ lists none of them.
+CONFIG_LOADER_CLASS = ProjectConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

@@ -19,17 +19,9 @@ from convnets.parameters import (
     image_input_costs,
     mnist_costs,
 )
+from convnets.pipeline_registry import TRAINING_PIPELINES  # one MLflow run each
 
 PARAMS_PREFIX = "params:"
-# The registered pipelines that train a model: defined here only (the registry re-exports it).
-TRAINING_PIPELINES = (
-    "mnist",
-    "fashion_mnist",
-    "catdog",
-    "catdog_baseline",
-    "catdog_xception",
-    "catdog_fast",
-)
 
 
 class ParameterCheck:

@@ -22,13 +22,14 @@ def conf_parameters(
     """
     import warnings  # noqa: PLC0415
 
-    from kedro.config import OmegaConfigLoader  # noqa: PLC0415 - only outside a session
     from omegaconf import OmegaConf  # noqa: PLC0415
+
+    from convnets.config_loader import ProjectConfigLoader  # noqa: PLC0415 - a cycle
 
     with warnings.catch_warnings():
         # Kedro's own use of an OmegaConf call deprecated since: not the user's concern.
         warnings.filterwarnings("ignore", "register_new_resolver", UserWarning)
-        loader = OmegaConfigLoader(
+        loader = ProjectConfigLoader(
             conf_source=str(conf_source),
             base_env="base",
             default_run_env=env or "base",

@@ -251,7 +251,7 @@ class Predict(Section):
 class Report(Section):
     """``report``: which pipelines are compared, and the book's printed accuracies."""
 
-    training_pipelines: Annotated[tuple[str, ...], Words]
+    training_pipelines: Annotated[tuple[str, ...], Words]  # the registry's: ${training_pipelines:}
     env_option: str  # "" or " --env=<env>": the environment, in suggested commands
     book_test_accuracy: dict[str, float | None]  # null: the book prints none
     # The frontier's reference marks: the book's training of each printed figure, in

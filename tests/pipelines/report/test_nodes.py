@@ -80,3 +80,10 @@ def test_a_filtered_run_that_scored_no_model_is_not_a_training_run():
     runs.loc[runs.run_id == "ingestion", "metrics.final_model_test_accuracy"] = float("nan")
     latest, _ = nodes.latest_runs(runs, REPORT)
     assert list(latest.run_id) == ["trained"]
+
+
+def test_the_report_compares_the_registrys_training_pipelines_beside_the_books_figures():
+    from convnets.pipeline_registry import TRAINING_PIPELINES  # noqa: PLC0415
+
+    assert REPORT.training_pipelines == TRAINING_PIPELINES  # in the registry's order
+    assert set(REPORT.book_test_accuracy) <= set(TRAINING_PIPELINES)  # no typo'd name

@@ -127,7 +127,7 @@ PICKED_UP = """
 import json, sys
 import pandas as pd
 from kedro.pipeline import Pipeline
-from convnets.hooks import TRAINING_PIPELINES, ParameterHook
+from convnets.hooks import TRAINING_PIPELINES, ParameterCheck
 from convnets.parameters import ParameterError, Report, Training, check_parameter_keys
 from convnets.parameters import conf_parameters, parse
 from convnets.pipelines.report import nodes
@@ -152,7 +152,7 @@ try:
 except ParameterError as error:
     found["typo"] = str(error)
 try:
-    ParameterHook().before_pipeline_run({"pipeline_names": [name, "mnist"]}, Pipeline([]), None)
+    ParameterCheck().before_pipeline_run({"pipeline_names": [name, "mnist"]}, Pipeline([]), None)
 except ParameterError as error:
     found["two_trainings"] = str(error)
 found["tensorflow"] = "tensorflow" in sys.modules

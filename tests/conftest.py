@@ -230,3 +230,56 @@ def exif_rotated_jpeg(pixels: np.ndarray, orientation: int = 6) -> bytes:
     buffer = io.BytesIO()
     stored.save(buffer, format="JPEG", quality=95, exif=exif)
     return buffer.getvalue()
+
+
+def save_servable(keras_model, **changes):
+    """``keras_model`` as the ``ServableModel`` a catdog run logs (``changes`` to its
+    ``ServingConfig``)."""
+    from convnets.parameters import CatsVsDogsData  # noqa: PLC0415
+    from convnets.serving import ServableModel, ServingConfig, ServingSpec  # noqa: PLC0415
+
+    data = typed_parameters(CatsVsDogsData, "cats_vs_dogs")
+    config = ServingConfig(
+        **{
+            "class_names": list(data.classes),
+            "image_size": list(keras_model.input_shape[1:3]),
+            "channels": 3,
+            "input_scale": 1.0,
+            "max_pixels": data.max_image_pixels,
+            "decision_threshold": data.decision_threshold,
+            **changes,
+        }
+    )
+    spec = ServingSpec(config, jpeg_bytes(0, size=40), test_split_sha256="0" * 64)
+    return ServableModel(keras_model, spec, test_accuracy=0.5)
+
+
+def servable_model(keras_model, folder: Path, **changes):
+    """``keras_model`` as the servable model, saved in ``folder`` and loaded as predict
+    loads it (``mlflow.pyfunc.load_model``)."""
+    import mlflow  # noqa: PLC0415
+
+    from convnets.datasets.mlflow_servable_model import save_servable_model  # noqa: PLC0415
+
+    save_servable_model(save_servable(keras_model, **changes), folder, ["mlflow"])
+    return mlflow.pyfunc.load_model(str(folder))
+
+
+def log_servable_run(project: Path, keras_model, version: str, **changes) -> str:
+    """A run of ``project``'s MLflow store that saved ``version`` of a catdog best
+    checkpoint and logged ``keras_model`` as its servable model; returns its run id."""
+    import mlflow  # noqa: PLC0415
+
+    from convnets.datasets import MlflowServableModelDataset  # noqa: PLC0415
+
+    reset_mlflow()
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    if mlflow.get_experiment_by_name("convnets") is None:
+        mlflow.create_experiment("convnets", artifact_location=(project / "mlruns").as_uri())
+    mlflow.set_experiment("convnets")
+    with mlflow.start_run(tags={"run_id": version}) as run:
+        MlflowServableModelDataset("convnets-catdog", pip_requirements=["mlflow"]).save(
+            save_servable(keras_model, **changes)
+        )
+    reset_mlflow()
+    return run.info.run_id

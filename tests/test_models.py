@@ -4,13 +4,13 @@ import keras
 import numpy as np
 import pytest
 
+from convnets.layers import HorizontalFlip
 from convnets.models import (
     build_catdog_convnet,
     build_catdog_convnet_augmented,
     build_catdog_convnet_fast,
     build_catdog_model,
     build_mnist_convnet,
-    horizontal_flip,
     with_flip_averaging,
 )
 from convnets.parameters import Architecture
@@ -100,10 +100,25 @@ def test_mini_xception_is_the_notebooks_section_9_3_5_model():
     assert all(layer.strides == (2, 2) for layer in shortcuts)
 
 
-def test_horizontal_flip_mirrors_exactly():
-    images = np.random.default_rng(0).integers(0, 256, (2, 6, 7, 3)).astype("float32")
-    flipped = horizontal_flip((6, 7))(images).numpy()
-    np.testing.assert_array_equal(flipped, images[:, :, ::-1, :])
+def _exchange_flip_averaging(model: keras.Model) -> keras.Model:
+    """Flip averaging as models saved before ``HorizontalFlip`` made it: the width axis
+    times a fixed exchange matrix (ones on the anti-diagonal), built-in layers only."""
+    height, width = model.input_shape[1:3]
+    exchange = keras.layers.Dense(width, use_bias=False, trainable=False, name="exchange")
+    flip = keras.Sequential(
+        [
+            keras.Input(shape=(height, width, 3)),
+            keras.layers.Permute((1, 3, 2)),
+            exchange,
+            keras.layers.Permute((1, 3, 2)),
+        ],
+        name="horizontal_flip",
+    )
+    exchange.set_weights([np.fliplr(np.eye(width, dtype="float32"))])
+    inputs = keras.Input(shape=(height, width, 3))
+    pixels = keras.layers.Identity(dtype="float32")(inputs)
+    outputs = keras.layers.Average(dtype="float32")([model(pixels), model(flip(pixels))])
+    return keras.Model(inputs, outputs, name=f"{model.name}_flip_averaged")
 
 
 def test_flip_averaging_survives_saving_and_loading(tmp_path):
@@ -115,5 +130,22 @@ def test_flip_averaging_survives_saving_and_loading(tmp_path):
     expected = (model.predict(images, verbose=0) + model.predict(images[:, :, ::-1], verbose=0)) / 2
     np.testing.assert_allclose(averaged.predict(images, verbose=0), expected, atol=1e-6)
     averaged.save(tmp_path / "averaged.keras")
-    loaded = keras.models.load_model(tmp_path / "averaged.keras")  # built-in layers only
+    loaded = keras.models.load_model(tmp_path / "averaged.keras")  # the registered layer
+    assert isinstance(loaded.get_layer("horizontal_flip"), HorizontalFlip)
     np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-6)
+
+
+def test_a_model_saved_with_the_exchange_matrix_still_loads_and_predicts(tmp_path):
+    model = build_catdog_convnet_fast(
+        (16, 20), widths=(4, 8), block="plain", convolution="standard", **FAST
+    )
+    images = np.random.default_rng(2).integers(0, 256, (3, 16, 20, 3)).astype("float32")
+    expected = (model.predict(images, verbose=0) + model.predict(images[:, :, ::-1], verbose=0)) / 2
+    _exchange_flip_averaging(model).save(tmp_path / "earlier.keras")
+    loaded = keras.models.load_model(tmp_path / "earlier.keras")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.predict(images, verbose=0),
+        with_flip_averaging(model).predict(images, verbose=0),
+        atol=1e-5,
+    )

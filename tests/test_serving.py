@@ -230,10 +230,6 @@ def test_one_jpeg_reaches_the_model_as_the_same_bytes_on_every_path(tmp_path):
     )
     trained_on = cache.load().subsets((32, 32))["test"].read([0])[0]
 
-    predicting = RecordingModel()
-    predict = typed_parameters(Predict, "predict", grid_images=1)
-    predict_images({"cat.1.jpg": lambda: picture}, predicting, DATA, predict)
-
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.GlobalAveragePooling2D()(inputs)
     keras_model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
@@ -249,6 +245,11 @@ def test_one_jpeg_reaches_the_model_as_the_same_bytes_on_every_path(tmp_path):
         input_example=pd.DataFrame({"image": [picture]}),
     )
     served = mlflow.pyfunc.load_model(str(saved))
+    # predict calls the servable model as a client does: the same wrapper, the same bytes.
+    predicting = RecordingModel()
+    served.unwrap_python_model().keras_model = predicting
+    predict = typed_parameters(Predict, "predict", grid_images=1)
+    predict_images({"cat.1.jpg": lambda: picture}, served, predict)
     serving = RecordingModel()
     served.unwrap_python_model().keras_model = serving
     served.predict(pd.DataFrame({"image": [picture]}))

@@ -8,9 +8,9 @@ listing numbers in the docstrings can be read beside the code. Compilation lives
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import layers
 
+from convnets.layers import HorizontalFlip
 from convnets.parameters import Convnet, ConvnetAugmented, ConvnetFast, ConvnetXception
 
 
@@ -171,33 +171,12 @@ def build_catdog_mini_xception(
     return keras.Model(inputs=inputs, outputs=outputs, name="catdog_mini_xception")
 
 
-def horizontal_flip(image_size: tuple[int, int]) -> keras.Sequential:
-    """Mirror images left to right with built-in layers only, so saved models load anywhere.
-
-    The width axis is multiplied by the exchange matrix (ones on the anti-diagonal),
-    which reverses it exactly: each output pixel is one input pixel times 1.
-    """
-    width = image_size[1]
-    exchange = layers.Dense(width, use_bias=False, trainable=False, name="exchange")
-    flip = keras.Sequential(
-        [
-            keras.Input(shape=(*image_size, 3)),
-            layers.Permute((1, 3, 2)),  # (height, channels, width)
-            exchange,
-            layers.Permute((1, 3, 2)),
-        ],
-        name="horizontal_flip",
-    )
-    exchange.set_weights([np.fliplr(np.eye(width, dtype="float32"))])
-    return flip
-
-
 def with_flip_averaging(model: keras.Model) -> keras.Model:
     """``model`` predicting the mean of its outputs on each image and on its mirror image."""
     image_size = tuple(model.input_shape[1:3])
     inputs = keras.Input(shape=(*image_size, 3))
     pixels = layers.Identity(dtype="float32")(inputs)
-    mirrored = horizontal_flip(image_size)(pixels)
+    mirrored = HorizontalFlip(name="horizontal_flip")(pixels)
     outputs = layers.Average(dtype="float32")([model(pixels), model(mirrored)])
     return keras.Model(inputs, outputs, name=f"{model.name}_flip_averaged")
 

@@ -235,6 +235,8 @@ class ImageClassifier(PythonModel):
     def load_context(self, context) -> None:
         import keras  # noqa: PLC0415 - loaded with the model, not with this module
 
+        import convnets.layers  # noqa: F401, PLC0415 - registers the layers the model names
+
         self.keras_model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT])
         self.config = ServingConfig(**context.model_config)
 

@@ -10,15 +10,15 @@ from convnets.datasets.image_arrays import (
 )
 from convnets.datasets.image_folder import ImageFolder, ImageFolderDataset, LazyFile
 from convnets.datasets.json_state import JsonStateDataset
-from convnets.datasets.keras_model_source import (
-    KerasModelSourceDataset,
-    ModelSourceDescriptionDataset,
-)
 from convnets.datasets.keras_npz import KerasNpzDataset
 from convnets.datasets.mlflow_runs import MlflowRunsDataset
 from convnets.datasets.mlflow_servable_model import MlflowServableModelDataset
 from convnets.datasets.mlflow_tags import MlflowTagsDataset
 from convnets.datasets.picture_folder import PictureFolderDataset
+from convnets.datasets.servable_model_source import (
+    ModelSourceDescriptionDataset,
+    ServableModelSourceDataset,
+)
 from convnets.datasets.training_state import TrainingStateDataset
 
 __all__ = [
@@ -31,14 +31,14 @@ __all__ = [
     "ImageFolder",
     "ImageFolderDataset",
     "JsonStateDataset",
-    "KerasModelSourceDataset",
-    "ModelSourceDescriptionDataset",
     "KerasNpzDataset",
     "LazyFile",
     "MlflowRunsDataset",
     "MlflowServableModelDataset",
     "MlflowTagsDataset",
+    "ModelSourceDescriptionDataset",
     "PictureFolderDataset",
+    "ServableModelSourceDataset",
     "TrainingStateDataset",
     "UnreadableEntry",
 ]

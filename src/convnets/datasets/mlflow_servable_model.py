@@ -59,6 +59,34 @@ def champion_decision(
     return False, f"test accuracy {accuracy:.4f} <= champion's {champion_accuracy:.4f}: kept"
 
 
+def pyfunc_arguments(
+    data: ServableModel, scratch: Path, pip_requirements: list[str] | None
+) -> dict[str, Any]:
+    """What ``mlflow.pyfunc.log_model`` / ``save_model`` take to write ``data`` as the
+    servable model; its Keras file is written in ``scratch``, which must outlive the call."""
+    keras_file = scratch / "model.keras"
+    data.keras_model.save(keras_file)
+    return {
+        # A model from code (serving_model.py), not a pickled object.
+        "python_model": str(Path(convnets.__file__).parent / "serving_model.py"),
+        "artifacts": {KERAS_ARTIFACT: str(keras_file)},
+        # The package travels with the model: it loads where convnets is not installed.
+        "code_paths": [str(Path(convnets.__file__).parent)],
+        "model_config": data.spec.config.as_model_config(),
+        "signature": data.spec.config.signature(),
+        "input_example": pd.DataFrame({IMAGE_COLUMN: [data.spec.input_example]}),
+        "pip_requirements": pip_requirements,
+    }
+
+
+def save_servable_model(
+    data: ServableModel, path: Path, pip_requirements: list[str] | None = None
+) -> None:
+    """Write ``data`` as the servable MLflow model folder ``path``, as a run logs it."""
+    with ScratchDirectory(prefix="convnets-servable-") as tmp:
+        mlflow.pyfunc.save_model(str(path), **pyfunc_arguments(data, Path(tmp), pip_requirements))
+
+
 def _run_is_live(client: mlflow.MlflowClient, run_id: str | None) -> bool:
     if not run_id:
         return False
@@ -105,19 +133,8 @@ class MlflowServableModelDataset(AbstractDataset[ServableModel, None]):
         if mlflow.active_run() is None:
             raise DatasetError("No active MLflow run to log the servable model to")
         with ScratchDirectory(prefix="convnets-servable-") as tmp:
-            keras_file = Path(tmp) / "model.keras"
-            data.keras_model.save(keras_file)
             info = mlflow.pyfunc.log_model(
-                name=self._name,
-                # A model from code (serving_model.py), not a pickled object.
-                python_model=str(Path(convnets.__file__).parent / "serving_model.py"),
-                artifacts={KERAS_ARTIFACT: str(keras_file)},
-                # The package travels with the model: it loads where convnets is not installed.
-                code_paths=[str(Path(convnets.__file__).parent)],
-                model_config=data.spec.config.as_model_config(),
-                signature=data.spec.config.signature(),
-                input_example=pd.DataFrame({IMAGE_COLUMN: [data.spec.input_example]}),
-                pip_requirements=self._pip_requirements,
+                name=self._name, **pyfunc_arguments(data, Path(tmp), self._pip_requirements)
             )
         client = mlflow.MlflowClient()
         name = self.registered_model_name

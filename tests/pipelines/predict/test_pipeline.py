@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.conftest import exif_rotated_jpeg, upright_pixels
+from tests.conftest import exif_rotated_jpeg, log_servable_run, upright_pixels
 from tests.pipelines.predict.test_nodes import top_bright_model
 from tests.test_cli import KEDRO, environment
 
@@ -79,9 +79,11 @@ def test_predict_on_a_hostile_folder_gives_one_row_per_entry_quickly_in_bounded_
     from convnets.preprocessing import to_model_input  # noqa: PLC0415
 
     checkpoint = kedro_project / "data" / "06_models" / "catdog" / "best_checkpoint.keras"
-    TensorFlowModelDataset(
-        filepath=str(checkpoint), version=Version(None, "2026-01-01T00.00.00.000Z")
-    ).save(top_bright_model())
+    version = "2026-01-01T00.00.00.000Z"
+    TensorFlowModelDataset(filepath=str(checkpoint), version=Version(None, version)).save(
+        top_bright_model()
+    )
+    log_servable_run(kedro_project, top_bright_model(), version)  # the run that saved it
     folder, expected = _hostile_folder(tmp_path)
 
     command = [KEDRO, "run", "--pipelines=predict", f"--params=predict_dir={folder}"]

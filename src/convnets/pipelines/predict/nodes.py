@@ -8,22 +8,28 @@ import math
 import re
 from collections.abc import Callable, Iterator
 
-import keras
 import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
+from mlflow.pyfunc import PyFuncModel
 from PIL import Image, ImageOps
 
 from convnets.datasets.picture_folder import NotARegularFile, PictureTooLarge, printable_name
-from convnets.parameters import CatsVsDogsData, Predict
+from convnets.parameters import Predict
 from convnets.reporting import as_mlflow_metrics
-from convnets.serving import ERROR_CODE_COLUMN, ERROR_COLUMN, ServingConfig, classify, error_text
+from convnets.serving import (
+    ERROR_CODE_COLUMN,
+    ERROR_COLUMN,
+    IMAGE_COLUMN,
+    ServingConfig,
+    error_text,
+)
 
 logger = logging.getLogger(__name__)
 
-PREDICT_CHUNK = 64  # pictures read and classified at a time, at most
-PREDICT_CHUNK_BYTES = 64 * 2**20  # and at most about this many bytes of files
+PREDICT_CHUNK = 64  # pictures read and classified at a time, at most (and the model's limit)
+PREDICT_CHUNK_BYTES = 64 * 2**20  # and at most about this many bytes (and the model's limit)
 GRID_PIXELS = 256  # the grid's pictures are drawn from thumbnails this size
 # A spreadsheet runs a cell that begins with one of these as a formula (OWASP's "CSV
 # injection"): such a cell is written with a leading single quote.
@@ -67,20 +73,20 @@ def describe_model(description: dict[str, str]) -> dict[str, str]:
 
 def predict_images(
     images: dict[str, Callable[[], bytes]],
-    model: keras.Model,
-    data: CatsVsDogsData,
+    model: PyFuncModel,
     predict: Predict,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, float]], Figure]:
-    """Probability of dog for every picture; unreadable files are reported, not fatal.
+    """The served model's answer for every picture; unreadable files are reported, not fatal.
 
-    Each file goes through ``serving.classify``, as in the served model: its header is
-    checked against ``cats_vs_dogs.max_image_pixels`` (a larger picture is refused
-    with an error row before it is decoded), then it becomes model input as in
-    training (``preprocessing``).
+    ``model`` is the servable model (``serving.ImageClassifier`` loaded with
+    ``mlflow.pyfunc.load_model``), called as a client calls it: a DataFrame of picture
+    bytes per request, within the request limits stored with it. Its configuration
+    (class names, input size, decision threshold, pixel limit) is the model's own, so
+    ``predict`` and the served model answer alike; a picture too large for one request
+    (``serving.max_request_bytes``) gets an error row, as the served model refuses it.
 
-    A probability above ``cats_vs_dogs.decision_threshold`` means the second class, as
-    in the models' evaluation. Returns the table (file, label, probability_dog,
-    true_label, error: one row per entry of the folder; names as ``printable_name``
+    Returns the table (file, label, probability of the second class, true_label,
+    error, error_code: one row per entry of the folder; names as ``printable_name``
     writes them, a cell that begins like a spreadsheet formula with a leading ``'``),
     the accuracy on the files whose Kaggle-style name gives their label (as MLflow
     metrics, empty when none do), and a grid of pictures spread over the folder.
@@ -90,17 +96,10 @@ def predict_images(
             "No files to classify: put pictures in the folder given by "
             "--params=predict_dir=<folder> (default data/01_raw/predict/)."
         )
-    config = ServingConfig(
-        class_names=list(data.classes),
-        image_size=list(model.input_shape[1:3]),
-        channels=3,
-        input_scale=1.0,
-        max_pixels=data.max_image_pixels,
-        decision_threshold=data.decision_threshold,
-    )
+    config = ServingConfig(**model.model_config)
     names = sorted(images)
     chunks = [
-        _classify_chunk(model, config, images, chunk) for chunk in _chunks_of_files(images, names)
+        _classify_chunk(model, config, chunk) for chunk in _chunks_of_files(images, names, config)
     ]
     table = pd.concat(chunks, ignore_index=True)
     table.insert(3, "true_label", [_true_label(name) for name in table.file])
@@ -128,42 +127,61 @@ def predict_images(
         except Exception as exc:  # noqa: BLE001 - changed since it was classified: not drawn
             logger.warning("Not drawn in the grid: %s (%s)", name, error_text(exc))
     shown = shown[shown.file.isin(pictures)]
-    figure = _prediction_grid(shown, pictures)
+    figure = _prediction_grid(shown, pictures, probability=config.output_columns()[1])
     return _safe_for_csv(table), metrics, figure
 
 
 def _chunks_of_files(
-    images: dict[str, Callable[[], bytes]], names: list[str]
+    images: dict[str, Callable[[], bytes]], names: list[str], config: ServingConfig
 ) -> Iterator[list[tuple[str, bytes | BaseException]]]:
-    """``(name, bytes or why not read)`` by chunks of a bounded count and size.
+    """``(name, bytes or why not read)`` by chunks of a bounded count and size, each one
+    request the model accepts (``config``'s ``max_pictures_per_request`` and
+    ``max_request_bytes``).
 
     Files are read as their chunk is made, so memory holds one chunk's files, whatever
     the folder holds (each file is bounded by the folder's ``max_image_bytes``).
     """
+    most = min(PREDICT_CHUNK, config.max_pictures_per_request)
     chunk: list[tuple[str, bytes | BaseException]] = []
     size = 0
     for name in names:
         try:
-            content: bytes | BaseException = images[name]()
-            size += len(content)
+            content: bytes | BaseException = _within_request(images[name](), config)
         except Exception as exc:  # noqa: BLE001 - an unreadable file is its row's error
             content = exc.__cause__ or exc  # Kedro wraps a reader's error in a DatasetError
+        length = len(content) if isinstance(content, bytes) else 0
+        if chunk and size + length > config.max_request_bytes:  # the model's limit: strict
+            yield chunk
+            chunk, size = [], 0
         chunk.append((name, content))
-        if len(chunk) == PREDICT_CHUNK or size >= PREDICT_CHUNK_BYTES:
+        size += length
+        if len(chunk) == most or size >= PREDICT_CHUNK_BYTES:
             yield chunk
             chunk, size = [], 0
     if chunk:
         yield chunk
 
 
+def _within_request(content: bytes, config: ServingConfig) -> bytes | PictureTooLarge:
+    """``content``, or why one request to the model cannot hold it."""
+    if len(content) > config.max_request_bytes:
+        return PictureTooLarge(
+            f"{len(content):,} bytes, more than the {config.max_request_bytes:,} one request "
+            "to the model may hold (serving.max_request_bytes): not classified"
+        )
+    return content
+
+
 def _classify_chunk(
-    model: keras.Model,
+    model: PyFuncModel,
     config: ServingConfig,
-    images: dict[str, Callable[[], bytes]],
     chunk: list[tuple[str, bytes | BaseException]],
 ) -> pd.DataFrame:
     contents = [content if isinstance(content, bytes) else b"" for _, content in chunk]
-    answers = classify(model, config, contents)
+    answers = model.predict(pd.DataFrame({IMAGE_COLUMN: contents}))
+    probability = config.output_columns()[1]
+    # The served model's nullable column (null in JSON) as NaN, as a table of floats holds it.
+    answers[probability] = answers[probability].astype("float64")
     # Not the names as the system gives them: one that is not valid UTF-8 holds lone
     # surrogates, which a table of strings refuses ("surrogates not allowed").
     answers.insert(0, "file", [printable_name(name) for name, _ in chunk])
@@ -215,17 +233,19 @@ def _true_label(name: str) -> str:
     return match["label"].lower() if match else ""
 
 
-def _prediction_grid(shown: pd.DataFrame, pictures: dict[str, Image.Image]) -> Figure:
+def _prediction_grid(
+    shown: pd.DataFrame, pictures: dict[str, Image.Image], probability: str
+) -> Figure:
     columns = min(4, max(1, len(shown)))
     rows = max(1, math.ceil(len(shown) / columns))
     figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
-    for axis, row in zip(axes.flat, shown.itertuples(), strict=False):
+    for axis, (_, row) in zip(axes.flat, shown.iterrows(), strict=False):
         axis.imshow(pictures[row.file])
         wrong = row.true_label and row.true_label != row.label
         axis.set_title(
-            f"{row.label} {row.probability_dog:.2f}\n{row.file[-24:]}",
+            f"{row.label} {row[probability]:.2f}\n{row.file[-24:]}",
             fontsize=9,
             color="red" if wrong else "black",
         )

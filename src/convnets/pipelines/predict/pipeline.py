@@ -18,7 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.predict_images,
-                inputs=["pictures", "model", "params:cats_vs_dogs", "params:predict"],
+                inputs=["pictures", "model", "params:predict"],
                 outputs=["predictions", "metrics", "predictions_plot"],
                 name="predict_images",
                 tags="prediction",
@@ -30,5 +30,5 @@ def create_pipeline(**kwargs) -> Pipeline:
             "model": "predict_model",
             "model_description": "predict_model_description",
         },
-        parameters={"params:cats_vs_dogs", "params:predict"},
+        parameters={"params:predict"},
     )

@@ -1,27 +1,36 @@
-"""A Keras model from an MLflow model URI, or else the project's latest saved version."""
+"""The servable model predict uses: an MLflow model URI, or the latest run of a pipeline."""
 
 from __future__ import annotations
 
 import logging
+import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from kedro.io import AbstractDataset, DatasetError, Version
+from kedro.io import AbstractDataset, DatasetError
 
 from convnets.errors import UserError
 
 logger = logging.getLogger(__name__)
+
+SERVABLE_MODEL_NAME = "best_checkpoint"  # MlflowServableModelDataset's logged model name
+TRAIN_ADVICE = (
+    "train again (kedro run --pipelines=catdog{env_option}), or pass a servable model "
+    "with --params=model_uri=models:/<registered name>@champion"
+)
 
 
 class ModelNotFound(UserError, DatasetError):
     """No model where the user pointed, or no trained model yet."""
 
 
-def _whole_archive(path: Path) -> bool:
-    """True when ``path`` is a readable zip (a ``.keras`` file) whose members check out;
-    a whole file that does not load is another problem (a Keras version, a layer)."""
-    import zipfile  # noqa: PLC0415
+class DamagedModel(UserError, DatasetError):
+    """The model is there but cannot be read."""
 
+
+def _whole_archive(path: Path) -> bool:
+    """True when ``path`` is a readable zip (a ``.keras`` file) whose members check out."""
     try:
         with zipfile.ZipFile(path) as archive:
             return archive.testzip() is None
@@ -29,19 +38,17 @@ def _whole_archive(path: Path) -> bool:
         return False
 
 
-class DamagedModel(UserError, DatasetError):
-    """The saved model is there but cannot be read."""
+class ServableModelSourceDataset(AbstractDataset[None, Any]):
+    """Loads the servable model (``serving.ImageClassifier``: picture bytes in, label out)
+    with ``mlflow.pyfunc.load_model``, so its configuration comes with it.
 
-
-class KerasModelSourceDataset(AbstractDataset[None, Any]):
-    """Loads the Keras model of ``model_uri`` when given, else the latest version at
-    ``filepath`` (a versioned ``TensorFlowModelDataset`` folder).
-
-    ``model_uri`` is any MLflow model URI (``models:/convnets-catdog@champion``,
-    ``models:/<model_id>``, ``runs:/…``): a Keras-flavor model, or the servable model
-    (``serving.ImageClassifier``), whose Keras model is taken out of its wrapper.
-    The predict pipeline takes its model from either place, chosen at run time; one
-    catalog entry cannot switch between two dataset types, hence this class.
+    From ``model_uri`` when given (``models:/convnets-catdog@champion``,
+    ``models:/<model_id>``, ``runs:/<run_id>/best_checkpoint``); else from the MLflow
+    run that saved the latest version at ``filepath`` (a versioned
+    ``TensorFlowModelDataset`` folder, whose version is the run's ``run_id`` tag).
+    Loading goes through kedro-mlflow's ``MlflowModelTrackingDataset`` (any model
+    URI); its ``MlflowModelRegistryDataset`` takes registered names only, and one
+    catalog entry cannot switch between dataset types at run time, hence this class.
     """
 
     def __init__(
@@ -64,29 +71,21 @@ class KerasModelSourceDataset(AbstractDataset[None, Any]):
 
     def load(self) -> Any:
         if self._model_uri:
-            return _load_mlflow_keras_model(self._model_uri)
-        from kedro_datasets.tensorflow import TensorFlowModelDataset  # noqa: PLC0415
-
-        saved = TensorFlowModelDataset(filepath=self._filepath, version=Version(None, None))
-        try:
-            return saved.load()
-        except DatasetError as exc:
-            versions = sorted(Path(self._filepath).glob("*/*"))
-            if versions and not _whole_archive(versions[-1]):  # damaged, not missing
-                raise DamagedModel(
-                    f"The trained model {versions[-1]} cannot be loaded ({exc.__cause__ or exc}): "
-                    "the file is damaged. Move its version out of the folder (mv "
-                    f"{versions[-1].parent} {self._filepath}.damaged-{versions[-1].parent.name}) "
-                    "to use the version before it, train again (kedro run --pipelines=catdog"
-                    f"{self._env_option}), or pass an MLflow model with "
-                    "--params=model_uri=models:/<registered name>@champion."
-                ) from exc
+            return load_servable_model(self._model_uri, TRAIN_ADVICE.format(env_option=""))
+        latest = _latest_version(self._filepath)
+        if latest is None:
             raise ModelNotFound(
                 f"No trained model at {self._filepath}: train it first (kedro run "
                 f"--pipelines=catdog{self._env_option}, or the pipeline "
                 "--params=predict_model=<name> names), or pass an MLflow model with "
                 "--params=model_uri=models:/<registered name>@champion."
-            ) from exc
+            )
+        fallback = (
+            f"Move its version out of the folder (mv {latest.parent} "
+            f"{self._filepath}.damaged-{latest.parent.name}) to use the version before it, "
+            + TRAIN_ADVICE.format(env_option=self._env_option)
+        )
+        return load_servable_model(_run_model_uri(latest, fallback), fallback)
 
     def describe(self) -> dict[str, str]:
         """Where the model comes from and what trained it: source, version, MLflow run,
@@ -94,8 +93,80 @@ class KerasModelSourceDataset(AbstractDataset[None, Any]):
         return describe_model_source(self._filepath, self._model_uri)
 
 
-class ModelSourceDescriptionDataset(KerasModelSourceDataset):
-    """What ``KerasModelSourceDataset.describe`` says of the same model, without loading it."""
+def _latest_version(filepath: str) -> Path | None:
+    """The newest saved version's file, as Kedro's versioned datasets order them."""
+    versions = sorted(Path(filepath).glob(f"*/{Path(filepath).name}"))
+    return versions[-1] if versions else None
+
+
+def _run_model_uri(saved: Path, advice: str) -> str:
+    """``runs:/…`` of the servable model the run that saved ``saved`` logged."""
+    import mlflow  # noqa: PLC0415
+
+    version = saved.parent.name  # Kedro's version: the session that saved it
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.run_id = '{version}'",
+        output_format="list",
+    )
+    if not runs:
+        raise ModelNotFound(
+            f"The trained model {saved} has no servable model: no MLflow run of tracking URI "
+            f"{mlflow.get_tracking_uri()} saved version {version} (deleted, or tracked "
+            f"elsewhere). {advice}."
+        )
+    return f"runs:/{runs[0].info.run_id}/{SERVABLE_MODEL_NAME}"
+
+
+def load_servable_model(model_uri: str, advice: str) -> Any:
+    """The ``mlflow.pyfunc`` servable model of ``model_uri``; a clear error when it is
+    unknown, not a servable model (bytes in), or damaged (``advice`` says what to do)."""
+    import mlflow  # noqa: PLC0415
+    from kedro_mlflow.io.models import MlflowModelTrackingDataset  # noqa: PLC0415
+
+    try:
+        info = mlflow.models.get_model_info(model_uri)
+    except Exception as exc:
+        raise ModelNotFound(unknown_model_message("load the MLflow model", model_uri, exc)) from exc
+    inputs = info.signature.inputs.input_names() if info.signature else []
+    if inputs != ["image"]:
+        raise ModelNotFound(
+            f"{model_uri} is not a servable model (its inputs are {inputs or 'unknown'}, not "
+            f"one 'image' column of bytes): pass the {SERVABLE_MODEL_NAME!r} model a training "
+            "run logs and registers, such as models:/<registered name>@champion."
+        )
+    source = MlflowModelTrackingDataset(
+        flavor="mlflow.pyfunc", pyfunc_workflow="python_model", load_args={"model_uri": model_uri}
+    )
+    try:
+        return source.load()
+    except Exception as exc:
+        cause = exc.__cause__ or exc  # Kedro wraps a loader's error in a DatasetError
+        damaged = _damaged_keras_files(info.model_id)
+        raise DamagedModel(
+            f"The MLflow model {model_uri} (run {info.run_id}) cannot be loaded "
+            f"({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})"
+            + (f": the file {', '.join(map(str, damaged))} is damaged" if damaged else "")
+            + f". {advice}."
+        ) from exc
+
+
+def _damaged_keras_files(model_id: str | None) -> list[Path]:
+    """The logged model's ``.keras`` files that are not whole zips, when it is on this disk."""
+    import mlflow  # noqa: PLC0415
+
+    try:
+        location = urlparse(mlflow.get_logged_model(model_id).artifact_location)
+    except Exception:  # noqa: BLE001 - not a logged model (an MLflow 2 run's): no file named
+        return []
+    folder = Path(location.path)
+    if location.scheme not in ("", "file") or not folder.is_dir():
+        return []
+    return [path for path in sorted(folder.rglob("*.keras")) if not _whole_archive(path)]
+
+
+class ModelSourceDescriptionDataset(ServableModelSourceDataset):
+    """What ``ServableModelSourceDataset.describe`` says of the same model, without loading it."""
 
     def load(self) -> dict[str, str]:
         return self.describe()
@@ -191,15 +262,3 @@ def unknown_model_message(action: str, model_uri: str, error: Exception) -> str:
         + (", ".join(names) if names else "none yet")
         + ". Quick runs register convnets-quick-<pipeline>; full runs convnets-<pipeline>."
     )
-
-
-def _load_mlflow_keras_model(model_uri: str) -> Any:
-    import mlflow  # noqa: PLC0415 - only when a URI is given
-
-    try:
-        flavors = mlflow.models.get_model_info(model_uri).flavors
-        if "keras" in flavors:
-            return mlflow.keras.load_model(model_uri)
-        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().keras_model
-    except Exception as exc:
-        raise ModelNotFound(unknown_model_message("load the MLflow model", model_uri, exc)) from exc

@@ -51,6 +51,9 @@ def environment() -> dict[str, str]:
     for key in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS", "KEDRO_ENV"):
         env.pop(key, None)
     env["KEDRO_DISABLE_TELEMETRY"] = "1"
+    # Rich wraps log lines at the terminal's width: wide enough that no message is
+    # split, so what a test looks for does not depend on a logger's file name.
+    env["COLUMNS"] = "400"
     return env
 
 

@@ -185,24 +185,15 @@ def conf_parameters(env: str | None = None) -> dict:
     return load(PROJECT_ROOT / "conf", env)
 
 
-def _merged(value: dict, changes: dict) -> dict:
-    merged = dict(value)
-    for key, change in changes.items():
-        if isinstance(change, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merged(merged[key], change)
-        else:
-            merged[key] = change
-    return merged
-
-
 def typed_parameters(annotation, key: str, **changes):
     """The section ``key`` (dotted) of conf/base with ``changes``, parsed as ``annotation``."""
+    from convnets.config_loader import merged  # noqa: PLC0415
     from convnets.parameters import parse  # noqa: PLC0415
 
     value = conf_parameters()
     for part in key.split("."):
         value = value[part]
-    return parse(annotation, key, _merged(value, changes))
+    return parse(annotation, key, merged(value, changes))
 
 
 def upright_pixels() -> np.ndarray:

@@ -25,16 +25,16 @@ TRAINING_OVERRIDES = "training_overrides"
 TRAINING_SECTION = "training"
 
 
-def _merged(value: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+def merged(value: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     """``value`` with ``changes`` merged in at any depth (OmegaConf's soft merge of dicts;
     the values here are resolved already and must not be resolved again)."""
-    merged = dict(value)
+    result = dict(value)
     for key, change in changes.items():
-        if isinstance(change, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merged(merged[key], change)
+        if isinstance(change, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = merged(result[key], change)
         else:
-            merged[key] = change
-    return merged
+            result[key] = change
+    return result
 
 
 def with_training_overrides(
@@ -61,7 +61,7 @@ def with_training_overrides(
         and isinstance(parameters.get(name), Mapping)
         and isinstance(parameters[name].get(TRAINING_SECTION), Mapping)
     }
-    return _merged(parameters, changes)
+    return merged(parameters, changes)
 
 
 class ProjectConfigLoader(OmegaConfigLoader):
@@ -97,4 +97,4 @@ class ProjectConfigLoader(OmegaConfigLoader):
         parameters = with_training_overrides(
             config, overrides, training_packages(), f"conf/{env}/{TRAINING_OVERRIDES}.yml"
         )
-        return _merged(parameters, self.runtime_params or {})  # --params win
+        return merged(parameters, self.runtime_params or {})  # --params win

@@ -119,3 +119,15 @@ def test_overlay_keeps_the_picture_size_and_colours_the_hot_part():
     assert drawn.shape == (40, 30, 3) and drawn.dtype == np.uint8
     assert not np.array_equal(drawn[0, 0], drawn[-1, -1])  # hot corner vs cold corner
     assert upsampled(heatmap, (40, 30)).shape == (40, 30)
+
+
+def test_grad_cam_reads_a_mixed_precision_model():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_catdog_convnet((80, 80))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    rng = np.random.default_rng(1)
+    heatmaps = grad_cam(model, rng.integers(0, 255, (2, 80, 80, 3)).astype("float32"))
+    assert heatmaps.shape == (2, 1, 1) and heatmaps.dtype == np.float32

@@ -75,6 +75,9 @@ def plot_roc_and_precision_recall(
         precision, recall, _ = precision_recall_curve(labels, probabilities)
         pr_axis.plot(recall, precision, label=f"AP {metrics['average_precision']:.3f}")
         pr_axis.axhline(np.mean(labels), color="grey", linestyle=":", label="chance")
+        pr_axis.legend(loc="lower left")
+    else:
+        pr_axis.text(0.5, 0.5, "one class only: no curve", ha="center", va="center")
     roc_axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
     roc_axis.set(
         xlabel="false positive rate", ylabel="true positive rate", title=f"ROC ({positive})"
@@ -83,7 +86,7 @@ def plot_roc_and_precision_recall(
     for axis in (roc_axis, pr_axis):
         axis.set_xlim(0, 1)
         axis.set_ylim(0, 1.02)
-        axis.legend(loc="lower right" if axis is roc_axis else "lower left")
+    roc_axis.legend(loc="lower right")
     figure.tight_layout()
     return figure
 

@@ -108,8 +108,6 @@ def grad_cam(
     inputs = tf.convert_to_tensor(images, tf.float32)
     with tf.GradientTape() as tape:
         activations, outputs = probe(inputs, training=False)
-        activations = tf.cast(activations, tf.float32)
-        tape.watch(activations)
         outputs = tf.cast(outputs, tf.float32)
         if outputs.shape[-1] == 1:
             probability = outputs[:, 0]
@@ -118,7 +116,9 @@ def grad_cam(
             score = tf.reduce_max(outputs, axis=-1)
         # The pictures do not interact (inference mode): one gradient serves them all.
         total = tf.reduce_sum(score)
-    gradients = tape.gradient(total, activations)
+    # Of the layer's own output: a cast copy (mixed precision) is not on the path.
+    gradients = tf.cast(tape.gradient(total, activations), tf.float32)
+    activations = tf.cast(activations, tf.float32)
     weights = tf.reduce_mean(gradients, axis=(1, 2))  # (n, channels)
     heatmaps = tf.nn.relu(tf.einsum("nhwc,nc->nhw", activations, weights)).numpy()
     peaks = heatmaps.max(axis=(1, 2), keepdims=True)

@@ -143,7 +143,8 @@ def score_test_split(
 
 
 def _readable(scores: pd.DataFrame) -> pd.DataFrame:
-    return scores[scores.error == ""]
+    """The rows with no error (read back from the CSV file, an empty cell is NaN)."""
+    return scores[scores.error.isna() | (scores.error == "")]
 
 
 def plot_activations_of_one_picture(

@@ -22,6 +22,7 @@ from convnets.explain.figures import (
 from convnets.explain.maps import (
     filter_patterns,
     grad_cam,
+    heatmap_pngs,
     intermediate_activations,
     overlay,
     upsampled,
@@ -46,6 +47,7 @@ __all__ = [
     "filter_patterns",
     "find_layer",
     "grad_cam",
+    "heatmap_pngs",
     "intermediate_activations",
     "layer_names",
     "overlay",

@@ -13,6 +13,8 @@ dropout are off, batch normalisation uses its moving statistics.
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Sequence
 
 import keras
@@ -144,3 +146,17 @@ def upsampled(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         (size[1], size[0]), Image.Resampling.BILINEAR
     )
     return np.clip(np.asarray(image), 0, 1)
+
+
+def heatmap_pngs(
+    model: keras.Model, pixels: np.ndarray, input_scale: float, threshold: float
+) -> list[str]:
+    """Each picture of ``pixels`` (uint8; the model's input is them times ``input_scale``)
+    with its Grad-CAM heatmap drawn over it, as a base64 PNG (the served model's answer)."""
+    heatmaps = grad_cam(model, pixels.astype("float32") * input_scale, threshold=threshold)
+    encoded = []
+    for picture, heatmap in zip(pixels, heatmaps, strict=True):
+        buffer = io.BytesIO()
+        Image.fromarray(overlay(picture, heatmap)).save(buffer, format="PNG")
+        encoded.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
+    return encoded

@@ -36,7 +36,7 @@ def intermediate_activations(model: keras.Model, image: np.ndarray) -> dict[str,
     outputs = probe(tf.convert_to_tensor(image[None], tf.float32), training=False)
     outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
     return {
-        layer.name: np.asarray(output[0], dtype=np.float32)
+        layer.name: tf.cast(output[0], tf.float32).numpy()  # bfloat16 under mixed precision
         for layer, output in zip(chosen, outputs, strict=True)
     }
 

@@ -138,7 +138,13 @@ def score_test_split(
     if pending:
         run()
     table = pd.DataFrame(rows)
-    logger.info("Scored %d test pictures", (table.error == "").sum())
+    readable = int((table.error == "").sum())
+    if not readable:
+        raise ValueError(
+            f"None of the {len(table)} test pictures of {split.path} can be read (the log "
+            "says why): make the split again (kedro run --pipelines=catdog --tags=ingestion)"
+        )
+    logger.info("Scored %d test pictures", readable)
     return table
 
 

@@ -58,3 +58,28 @@ def test_explain_writes_every_figure_and_logs_them_to_a_run_tagged_with_the_mode
     )
     assert metrics["test_scored_images"] == 8
     assert explained.data.params["explain.filter_steps"] == "2"
+
+
+def test_a_model_without_a_convolution_is_refused_in_one_message_before_any_work(
+    kedro_project,
+):
+    import keras  # noqa: PLC0415
+
+    from tests.conftest import log_servable_run  # noqa: PLC0415
+    from tests.test_cli import kedro  # noqa: PLC0415
+
+    inputs = keras.Input((32, 32, 3))
+    flat = keras.layers.Flatten(name="flat")(inputs)
+    dense = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="out")(flat))
+    run_id = log_servable_run(kedro_project, dense, "2026-12-02T06.00.00.000Z")
+    result = kedro(
+        kedro_project,
+        "run",
+        "--pipelines=explain",
+        f"--params=model_uri=runs:/{run_id}/best_checkpoint",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert "has no convolution layer" in output and "flat, out" in output, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert not (kedro_project / "data" / "08_reporting" / "explain").exists()

@@ -73,7 +73,10 @@ def plot_roc_and_precision_recall(
         false_positive, true_positive, _ = roc_curve(labels, probabilities)
         roc_axis.plot(false_positive, true_positive, label=f"AUC {metrics['roc_auc']:.3f}")
         precision, recall, _ = precision_recall_curve(labels, probabilities)
-        pr_axis.plot(recall, precision, label=f"AP {metrics['average_precision']:.3f}")
+        # Steps, as average precision sums them (a straight line between points overstates).
+        pr_axis.step(
+            recall, precision, where="post", label=f"AP {metrics['average_precision']:.3f}"
+        )
         pr_axis.axhline(np.mean(labels), color="grey", linestyle=":", label="chance")
         pr_axis.legend(loc="lower left")
     else:

@@ -132,3 +132,17 @@ def test_grad_cam_reads_a_mixed_precision_model():
     rng = np.random.default_rng(1)
     heatmaps = grad_cam(model, rng.integers(0, 255, (2, 80, 80, 3)).astype("float32"))
     assert heatmaps.shape == (2, 1, 1) and heatmaps.dtype == np.float32
+
+
+def test_mnist_models_have_activations_filters_and_a_heatmap_of_the_predicted_digit():
+    from convnets.models import build_mnist_convnet  # noqa: PLC0415
+
+    model = build_mnist_convnet()
+    digits = np.random.default_rng(2).random((2, 28, 28, 1)).astype("float32")
+    assert len(intermediate_activations(model, digits[0])) == 5  # three convolutions, two poolings
+    patterns = filter_patterns(
+        model, model.layers[1].name, [0], steps=2, learning_rate=1.0, pixel_scale=1.0
+    )  # the MNIST model reads [0, 1]
+    assert patterns.shape == (1, 22, 22, 1)  # an eighth cropped each side
+    heatmaps = grad_cam(model, digits)
+    assert heatmaps.shape == (2, 3, 3) and 0 <= heatmaps.min() and heatmaps.max() <= 1

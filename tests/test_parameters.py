@@ -12,6 +12,7 @@ from convnets.parameters import (
     BookEpoch,
     CatsVsDogsData,
     ConvnetAugmented,
+    Explain,
     ImageInput,
     InvalidParameters,
     MnistTraining,
@@ -39,6 +40,7 @@ def kedro_params(text: str) -> dict:
 SECTIONS = [
     (CatsVsDogsData, "cats_vs_dogs"),
     (Predict, "predict"),
+    (Explain, "explain"),
     *[
         (annotation, f"{model}.{section}")
         for model in ("catdog", "catdog_baseline", "catdog_fast")

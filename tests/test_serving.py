@@ -442,3 +442,45 @@ def test_the_served_champion_answers_as_predict_does(model_server):
         < 500
     )
     assert _post(f"{base}/invocations", _rows(cat))[0] == 200
+
+
+def _conv_model() -> keras.Model:
+    from convnets.models import build_catdog_convnet  # noqa: PLC0415
+
+    keras.utils.set_random_seed(0)
+    return build_catdog_convnet((80, 80))
+
+
+def test_a_heatmap_is_added_to_each_answered_row_only_when_asked(tmp_path):
+    from tests.conftest import servable_model  # noqa: PLC0415
+
+    served = servable_model(_conv_model(), tmp_path / "model")
+    assert served.metadata.get_params_schema().to_dict() == [
+        {"name": "grad_cam", "type": "boolean", "default": False, "shape": None}
+    ]
+    pictures = pd.DataFrame({"image": [jpeg_bytes(1, size=60), b"not a picture"]})
+    plain = served.predict(pictures)
+    assert list(plain.columns) == ["label", "probability_dog", "error", "error_code"]
+    with_heatmaps = served.predict(pictures, params={"grad_cam": True})
+    assert list(with_heatmaps.columns) == [*plain.columns, "grad_cam_png"]
+    pd.testing.assert_frame_equal(with_heatmaps[plain.columns], plain)
+    png = Image.open(io.BytesIO(base64.b64decode(with_heatmaps.grad_cam_png[0])))
+    assert png.format == "PNG" and png.size == (80, 80)
+    assert with_heatmaps.grad_cam_png[1] == ""  # an error row: no picture, no heatmap
+
+
+@pytest.mark.slow
+def test_the_served_model_adds_a_heatmap_when_the_request_asks(model_server):
+    _, _, base = model_server
+    cat = jpeg_bytes(3001, size=60)
+    status, plain = _post(f"{base}/invocations", _rows(cat))
+    assert status == 200 and "grad_cam_png" not in plain["predictions"][0]
+    status, answer = _post(
+        f"{base}/invocations", {**_rows(cat, b"not an image"), "params": {"grad_cam": True}}
+    )
+    assert status == 200
+    first, bad = answer["predictions"]
+    assert {key: first[key] for key in plain["predictions"][0]} == plain["predictions"][0]
+    png = Image.open(io.BytesIO(base64.b64decode(first["grad_cam_png"])))
+    assert png.format == "PNG" and png.size == (80, 80)  # the model's input size
+    assert bad["grad_cam_png"] == "" and bad["error_code"] == "not_an_image"

@@ -80,6 +80,12 @@ def _predict() -> Pipeline:
     return predict.create_pipeline()
 
 
+def _explain() -> Pipeline:
+    from convnets.pipelines import explain  # noqa: PLC0415
+
+    return explain.create_pipeline()
+
+
 def _book_epoch() -> Pipeline:
     from convnets.pipelines import book_epoch  # noqa: PLC0415
 
@@ -117,6 +123,7 @@ REGISTRY: dict[str, Registered] = {
         trains=IMAGE_CLASSIFIER,
     ),
     "predict": Registered(_predict),
+    "explain": Registered(_explain),  # section 9.4: activations, filters, Grad-CAM; ROC
     "report": Registered(_report),
     "book_epoch": Registered(_book_epoch),  # the book's epoch timed: the unit of a cost
 }

@@ -26,9 +26,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from PIL import UnidentifiedImageError
 
+from convnets.errors import UserError
 from convnets.preprocessing import ImageTooLarge, to_model_input
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ logger = logging.getLogger(__name__)
 IMAGE_COLUMN = "image"
 ERROR_COLUMN = "error"
 ERROR_CODE_COLUMN = "error_code"
+# The optional parameter (MLflow pyfunc ``params``) that adds, to each answered row, its
+# Grad-CAM heatmap over the picture as a base64 PNG (docs/explain.md); "" on error rows.
+GRAD_CAM_PARAM = "grad_cam"
+GRAD_CAM_COLUMN = "grad_cam_png"
 
 # A row's ``error_code``: stable, for a client to branch on ("" when the row is answered;
 # ``error`` is the human-readable text). Serving decodes each row's base64 before the
@@ -150,6 +155,8 @@ class ServingConfig:
         its probability, or (probability null, label "") an ``error`` text and its
         ``error_code`` (one of ``ERROR_CODES``)."""
         label, probability, error, code = self.output_columns()
+        # Not an output column: present only when asked for (``GRAD_CAM_PARAM``).
+        heatmap = ParamSpec(GRAD_CAM_PARAM, "boolean", False)
         return ModelSignature(
             inputs=Schema([ColSpec("binary", IMAGE_COLUMN)]),
             outputs=Schema(
@@ -160,6 +167,7 @@ class ServingConfig:
                     ColSpec("string", code),
                 ]
             ),
+            params=ParamSchema([heatmap]),
         )
 
     def check_request(self, pictures: list[bytes]) -> None:
@@ -183,17 +191,33 @@ class ServingConfig:
         return asdict(self)
 
 
-def classify(model: Any, config: ServingConfig, pictures: list[bytes]) -> pd.DataFrame:
-    """One row per picture: its label and probability, or the reason it could not be read."""
+def classify(
+    model: Any, config: ServingConfig, pictures: list[bytes], heatmaps: bool = False
+) -> pd.DataFrame:
+    """One row per picture: its label and probability, or the reason it could not be read;
+    with ``heatmaps``, a ``GRAD_CAM_COLUMN`` too."""
     label_column, probability_column, _, _ = config.output_columns()
     rows: list[dict[str, Any]] = [
         {label_column: "", probability_column: np.nan, ERROR_COLUMN: "", ERROR_CODE_COLUMN: ""}
         for _ in pictures
     ]
+    if heatmaps:
+        for row in rows:
+            row[GRAD_CAM_COLUMN] = ""
     pending: list[tuple[int, np.ndarray]] = []
 
     def run(pending: list[tuple[int, np.ndarray]]) -> None:
         batch = np.stack([pixels for _, pixels in pending])
+        if heatmaps:
+            from convnets.explain import heatmap_pngs  # noqa: PLC0415 - only when asked
+
+            threshold = config.decision_threshold if config.binary else 0.5
+            try:
+                pngs = heatmap_pngs(model, batch, config.input_scale, threshold)
+            except UserError as error:  # a model without a convolution: the client's ask
+                raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
+            for (row, _), png in zip(pending, pngs, strict=True):
+                rows[row][GRAD_CAM_COLUMN] = png
         if config.input_scale != 1:
             batch = batch.astype("float32") * config.input_scale
         # predict_on_batch, not predict: predict builds a data pipeline on every call,
@@ -226,7 +250,7 @@ def classify(model: Any, config: ServingConfig, pictures: list[bytes]) -> pd.Dat
             run(pending)
     if pending:
         run(pending)
-    return pd.DataFrame(rows, columns=config.output_columns())
+    return pd.DataFrame(rows, columns=config.output_columns() + [GRAD_CAM_COLUMN] * heatmaps)
 
 
 class ImageClassifier(PythonModel):
@@ -247,7 +271,8 @@ class ImageClassifier(PythonModel):
             )
         pictures = list(model_input[IMAGE_COLUMN])
         self.config.check_request(pictures)  # before any decoding
-        answer = classify(self.keras_model, self.config, pictures)
+        heatmaps = bool((params or {}).get(GRAD_CAM_PARAM, False))
+        answer = classify(self.keras_model, self.config, pictures, heatmaps=heatmaps)
         # Nullable: MLflow's scoring server writes a float column's NaN as a bare NaN,
         # which strict JSON parsers (JavaScript's JSON.parse) refuse; <NA> goes out as null.
         probability = self.config.output_columns()[1]

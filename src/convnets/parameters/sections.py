@@ -248,6 +248,21 @@ class Predict(Section):
     grid_images: PositiveInt
 
 
+class Explain(Section):
+    """``explain``: how much the explain pipeline draws, and how hard it works."""
+
+    batch_size: PositiveInt  # test pictures decoded and scored at a time
+    activation_channels: PositiveInt  # channels drawn per layer in the activations grid
+    filters_per_layer: PositiveInt  # filter patterns drawn per convolution (three of them)
+    filter_steps: NonNegativeInt  # gradient-ascent steps per filter pattern
+    filter_learning_rate: Annotated[float, Field(gt=0.0)]  # in picture units (full scale 1)
+    grad_cam_images: PositiveInt  # test pictures in the heatmap figure
+    worst_mistakes: PositiveInt  # pictures in the gallery of highest losses
+    calibration_bins: Annotated[int, Field(ge=2, strict=True)]
+    layer: str | None  # Grad-CAM's layer; null: the model's last convolution
+    seed: StrictInt  # the filter patterns' starting noise and the sample of pictures
+
+
 class Report(Section):
     """``report``: which pipelines are compared, and the book's printed accuracies."""
 

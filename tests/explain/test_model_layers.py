@@ -48,7 +48,7 @@ def test_a_layer_without_a_4d_output_is_refused():
         find_layer(model, flatten)
 
 
-def test_the_last_convolution_is_found_whatever_the_model():
+def test_the_last_feature_map_is_found_whatever_the_model():
     fast = build_catdog_convnet_fast(
         (32, 32),
         widths=(8, 16),
@@ -61,12 +61,18 @@ def test_the_last_convolution_is_found_whatever_the_model():
     xception = build_catdog_mini_xception(
         (32, 32), widths=(8, 16), dropout=0.1, rotation=0.1, zoom=0.1
     )
-    for model in (fast, xception, with_flip_averaging(fast)):
+    book = build_catdog_convnet_augmented((80, 80), 0.5, 0.1, 0.2)
+    for model in (fast, xception, with_flip_averaging(fast), book):
         holder, layer = find_layer(model, None)
-        assert isinstance(layer, layers.Conv2D | layers.SeparableConv2D)
-        assert layer.name == convolution_names(model)[-1]
         assert holder.input_shape == model.input_shape
-    assert type(find_layer(fast, None)[1]).__name__ == "SeparableConv2D"
+        # The map the classifier pools: the layer right before the global pooling.
+        following = holder.layers[holder.layers.index(layer) + 1]
+        assert isinstance(following, layers.GlobalAveragePooling2D | layers.Flatten)
+    # The book's convnet: its last convolution; a plain block: the ReLU after it; a
+    # residual model: the last block's sum, not the 1x1 shortcut that comes last.
+    assert find_layer(book, None)[1].name == convolution_names(book)[-1]
+    assert isinstance(find_layer(fast, None)[1], layers.Activation)
+    assert isinstance(find_layer(xception, None)[1], layers.Add)
     assert find_layer(with_flip_averaging(fast), None)[0] is fast
 
 

@@ -60,7 +60,8 @@ def _listing(model: keras.Model) -> str:
 
 
 def find_layer(model: keras.Model, name: str | None) -> tuple[keras.Model, keras.layers.Layer]:
-    """``(holder, layer)``: the layer called ``name`` (default: the last convolution)
+    """``(holder, layer)``: the layer called ``name`` (default: the last feature map from
+    the last convolution on, the input of the classifier's pooling)
     and the model that holds it directly, whose input is the picture.
 
     Raises ``NotExplainable`` with the model's layer names when there is no such
@@ -82,6 +83,8 @@ def find_layer(model: keras.Model, name: str | None) -> tuple[keras.Model, keras
             + ("Choose one with --params=explain.layer=<name>." if name else "")
         )
     holder, layer = found[-1]
+    if name is None:
+        layer = _last_feature_map(holder, layer)
     if not _has_4d_output(layer):
         raise NotExplainable(
             f"The layer {name!r} of model {model.name!r} has no 4-D output (height, width, "
@@ -95,6 +98,13 @@ def find_layer(model: keras.Model, name: str | None) -> tuple[keras.Model, keras
             f"layer of the outer model, one of {_listing(model)}."
         )
     return holder, layer
+
+
+def _last_feature_map(holder: keras.Model, convolution: keras.layers.Layer) -> keras.layers.Layer:
+    """The last 4-D layer from ``convolution`` on: the map the classifier pools, so a
+    residual model's heatmap is its block's sum, not its 1x1 shortcut alone."""
+    after = holder.layers[holder.layers.index(convolution) :]
+    return [layer for layer in after if _has_4d_output(layer)][-1]
 
 
 def feature_layers(model: keras.Model) -> tuple[keras.Model, list[keras.layers.Layer]]:

@@ -90,3 +90,20 @@ def test_without_runs_the_notebook_says_which_run_to_do_first(kedro_project):
     assert "run `kedro run --pipelines=mnist` (or catdog, ...) first" in text
     assert "No registered cats-vs-dogs model yet: run `kedro run --pipelines=catdog` first" in text
     assert "run one first, for example `kedro run --pipelines=mnist`" in text
+
+
+@pytest.mark.slow
+def test_the_explain_figures_are_shown_from_the_explain_run(kedro_project):
+    """A training, then ``explain``, then the notebook: its section 9.4 cell shows the
+    explain run's heatmaps and worst mistakes and the catalog's scores, not recomputed."""
+    from tests.pipelines.explain.test_pipeline import TINY_EXPLAIN  # noqa: PLC0415
+
+    _run(kedro_project, "catdog", {**TINY_CATDOG, "catdog.training.epochs": 1})
+    _run(kedro_project, "explain", {**TINY_EXPLAIN, "predict_model": "catdog"})
+    notebook = _execute(kedro_project)
+    (cell,) = [cell for cell in notebook.cells if "explain_runs" in cell.source]
+    text = "".join(output.get("text", "") for output in cell.outputs)
+    assert "Explain run " in text and "ROC AUC" in text and "expected calibration error" in text
+    images = sum("image/png" in output.get("data", {}) for output in cell.outputs)
+    assert images == 2  # grad_cam.png and worst_mistakes.png, downloaded from the run
+    assert any("text/html" in output.get("data", {}) for output in cell.outputs)  # scores

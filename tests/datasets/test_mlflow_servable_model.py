@@ -208,3 +208,13 @@ def test_a_run_whose_alias_write_collides_with_a_rivals_reads_again_and_decides_
     assert str(tracking.get_model_version_by_alias("convnets-collide", "champion").version) == "1"
     decision = tracking.get_model_version("convnets-collide", "2").tags[DECISION_TAG]
     assert "<= champion's 0.9000" in decision and decision.endswith("@champion is version 1")
+
+
+def test_an_alias_a_person_moved_back_is_not_handed_to_the_version_they_demoted(tracking):
+    dataset = MlflowServableModelDataset(registered_model_name="convnets-demoted")
+    _register(dataset, 0.70)  # version 1: champion
+    _register(dataset, 0.90)  # version 2: champion
+    tracking.set_registered_model_alias("convnets-demoted", "champion", "1")  # a person's call
+    _register(dataset, 0.80)  # version 3 beats version 1, the champion it compares against
+    champion = tracking.get_model_version_by_alias("convnets-demoted", "champion")
+    assert str(champion.version) == "3"  # not version 2, which the person demoted

@@ -163,6 +163,7 @@ class MlflowServableModelDataset(AbstractDataset[ServableModel, None]):
         """Move the alias to ``version`` when its score beats the champion's; tag why."""
         name = self.registered_model_name
         for attempt in range(1, ALIAS_ATTEMPTS + 1):
+            decided = self._decided_versions(client)
             current = self._champion(client)
             promote, reason = champion_decision(
                 accuracy, split, None if current is None else dict(current.tags)
@@ -179,7 +180,7 @@ class MlflowServableModelDataset(AbstractDataset[ServableModel, None]):
                 logger.info("Model registry: the alias moved meanwhile (%s); deciding again", error)
                 time.sleep(random.uniform(0.2, 1.0))
                 continue
-            self._settle(client, version, accuracy, split, since=current)
+            self._settle(client, version, accuracy, split, since=current, decided=decided)
             break
         champion = self._champion(client)
         held_by = "none" if champion is None else champion.version
@@ -195,15 +196,26 @@ class MlflowServableModelDataset(AbstractDataset[ServableModel, None]):
         except MlflowException:  # no version holds the alias yet
             return None
 
+    def _decided_versions(self, client: mlflow.MlflowClient) -> set[str]:
+        versions = client.search_model_versions(f"name = '{self.registered_model_name}'")
+        return {str(other.version) for other in versions if DECISION_TAG in other.tags}
+
     def _settle(
-        self, client: mlflow.MlflowClient, version: str, accuracy: float, split: str, since: Any
+        self,
+        client: mlflow.MlflowClient,
+        version: str,
+        accuracy: float,
+        split: str,
+        *,
+        since: Any,
+        decided: set[str],
     ) -> None:
         """Hand the alias on to a better version registered since the champion compared.
 
         Two runs deciding at once both read the old champion; the one that writes last
         would keep the alias although the other scored higher. Only versions newer than
-        the champion this run compared against count, so an alias a person moved back
-        to an older version stays where they put it.
+        the champion this run compared against, and still undecided when it read it,
+        count: an alias a person moved back to an older version stays where they put it.
         """
         name = self.registered_model_name
         newer_than = -1 if since is None else int(since.version)
@@ -211,6 +223,7 @@ class MlflowServableModelDataset(AbstractDataset[ServableModel, None]):
             (float(other.tags[ACCURACY_TAG]), -int(other.version), other.version)
             for other in client.search_model_versions(f"name = '{name}'")
             if int(other.version) > newer_than
+            and str(other.version) not in decided
             and other.tags.get(SPLIT_TAG) == split
             and _is_number(other.tags.get(ACCURACY_TAG))
         ]

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from mlflow.pyfunc import PyFuncModel
 
 from convnets.datasets import ImageFolder
+from convnets.errors import UserError
 from convnets.explain import (
     Explained,
     NotExplainable,
@@ -44,6 +45,10 @@ from convnets.serving import ServingConfig, error_text
 logger = logging.getLogger(__name__)
 
 LOSS_EPSILON = 1e-7  # Keras' clip of probabilities in binary cross-entropy
+
+
+class NoTestPictures(UserError, ValueError):
+    """The test split to explain holds no picture the model can read."""
 
 
 def prepare_model(model: PyFuncModel, explain: Explain) -> tuple[keras.Model, ServingConfig]:
@@ -99,7 +104,7 @@ def score_test_split(
     """
     files = _test_files(split, data)
     if not files:
-        raise ValueError(
+        raise NoTestPictures(
             f"{Path(split.path) / 'test'} holds no pictures: run the ingestion first "
             "(kedro run --pipelines=catdog --tags=ingestion)"
         )
@@ -140,7 +145,7 @@ def score_test_split(
     table = pd.DataFrame(rows)
     readable = int((table.error == "").sum())
     if not readable:
-        raise ValueError(
+        raise NoTestPictures(
             f"None of the {len(table)} test pictures of {split.path} can be read (the log "
             "says why): make the split again (kedro run --pipelines=catdog --tags=ingestion)"
         )

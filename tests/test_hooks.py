@@ -424,3 +424,15 @@ def test_an_unknown_key_is_refused_in_a_session_started_without_the_cli(kedro_pr
         _run(kedro_project, "catdog", {**TINY_CATDOG, "catdog.trainig.epochs": 1})
     assert "did you mean catdog.training?" in str(error.value)
     assert not (kedro_project / "data" / "02_intermediate" / "cats_vs_dogs_small").exists()
+
+
+@pytest.mark.parametrize("reader", ["predict", "explain", "report", "book_epoch"])
+def test_a_training_with_a_pipeline_that_reads_its_results_is_refused(reader):
+    from kedro.pipeline import Pipeline  # noqa: PLC0415
+
+    from convnets.hooks import ParameterCheck  # noqa: PLC0415
+
+    with pytest.raises(ParameterError, match=f"Run {reader} in a kedro run of its own, not with catdog"):
+        ParameterCheck().before_pipeline_run(
+            {"pipeline_names": ["catdog", reader]}, Pipeline([]), catalog=None
+        )

@@ -22,6 +22,9 @@ from convnets.parameters import (
 from convnets.pipeline_registry import TRAINING_PIPELINES  # one MLflow run each
 
 PARAMS_PREFIX = "params:"
+# Pipelines that read finished runs or saved models, or time the machine: never beside
+# a training in one kedro run.
+READERS_OF_RUNS = ("predict", "explain", "report", "book_epoch")
 
 
 class ParameterCheck:
@@ -58,9 +61,18 @@ class ParameterCheck:
                 run_params.get("runtime_params"),
                 lambda params: f"{command} --params={params}",
             )
-        trained = [
-            name for name in run_params.get("pipeline_names") or [] if name in TRAINING_PIPELINES
-        ]
+        names = run_params.get("pipeline_names") or []
+        trained = [name for name in names if name in TRAINING_PIPELINES]
+        readers = [name for name in names if name in READERS_OF_RUNS]
+        if trained and readers:
+            # Kedro does not order them (no dataset links them), and the run's pipeline
+            # tag would name neither, so the report could not find it.
+            raise ParameterError(
+                f"Run {', '.join(readers)} in a kedro run of its own, not with "
+                f"{', '.join(trained)}: Kedro would not order it after the training, and "
+                f"the report could not find a run of both. Run kedro run "
+                f"--pipelines={trained[0]}, then kedro run --pipelines={readers[0]}."
+            )
         if len(trained) > 1:
             # One MLflow run per kedro run: two models' metrics would share its names.
             raise ParameterError(

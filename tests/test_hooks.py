@@ -432,7 +432,9 @@ def test_a_training_with_a_pipeline_that_reads_its_results_is_refused(reader):
 
     from convnets.hooks import ParameterCheck  # noqa: PLC0415
 
-    with pytest.raises(ParameterError, match=f"Run {reader} in a kedro run of its own, not with catdog"):
+    with pytest.raises(
+        ParameterError, match=f"Run {reader} in a kedro run of its own, not with catdog"
+    ):
         ParameterCheck().before_pipeline_run(
             {"pipeline_names": ["catdog", reader]}, Pipeline([]), catalog=None
         )

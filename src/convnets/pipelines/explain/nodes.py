@@ -40,7 +40,7 @@ from convnets.explain import (
 from convnets.parameters import CatsVsDogsData, Explain
 from convnets.preprocessing import to_model_input
 from convnets.reporting import as_mlflow_metrics
-from convnets.serving import ServingConfig, error_text
+from convnets.serving import ServingConfig, classify, error_text
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,9 @@ def _test_files(split: ImageFolder, data: CatsVsDogsData) -> list[tuple[str, int
     ]
 
 
-def _model_input(split: ImageFolder, file: str, config: ServingConfig) -> np.ndarray:
+def _pixels(split: ImageFolder, file: str, config: ServingConfig) -> np.ndarray:
+    """A test picture as the served model decodes it; the model's input is it times
+    ``config.input_scale``, as ``serving.classify`` feeds it."""
     content = (Path(split.path) / file).read_bytes()
     return to_model_input(content, tuple(config.image_size), config.max_pixels, config.channels)
 
@@ -120,28 +122,26 @@ def score_test_split(
         }
         for file, label in files
     ]
-    pending: list[tuple[int, np.ndarray]] = []
-
-    def run() -> None:
-        outputs = np.asarray(model.predict_on_batch(np.stack([x for _, x in pending])))
-        for (row, _), output in zip(pending, outputs[:, 0], strict=True):
-            value, label = float(output), files[row][1]
-            clipped = min(max(value, LOSS_EPSILON), 1 - LOSS_EPSILON)
-            rows[row]["label"] = config.class_names[int(value > config.decision_threshold)]
-            rows[row][probability] = value
-            rows[row]["loss"] = -np.log(clipped if label else 1 - clipped)
-        pending.clear()
-
-    for row, (file, _) in enumerate(files):
-        try:
-            pending.append((row, _model_input(split, file, config)))
-        except Exception as exc:  # noqa: BLE001 - an unreadable picture is its row's error
-            rows[row]["error"] = error_text(exc)
-            logger.warning("Cannot read %s: %s", file, rows[row]["error"])
-        if len(pending) == explain.batch_size:
-            run()
-    if pending:
-        run()
+    for start in range(0, len(files), explain.batch_size):
+        contents: dict[int, bytes] = {}
+        for row in range(start, min(start + explain.batch_size, len(files))):
+            try:
+                contents[row] = (Path(split.path) / files[row][0]).read_bytes()
+            except OSError as exc:
+                rows[row]["error"] = error_text(exc)
+        # The served model's own decoding, batching and threshold (serving.classify).
+        answers = classify(model, config, list(contents.values()))
+        for row, answer in zip(contents, answers.itertuples(index=False), strict=True):
+            rows[row]["error"] = answer.error
+            if not answer.error:
+                value = float(getattr(answer, probability))
+                clipped = min(max(value, LOSS_EPSILON), 1 - LOSS_EPSILON)
+                rows[row]["label"] = answer.label
+                rows[row][probability] = value
+                rows[row]["loss"] = -np.log(clipped if files[row][1] else 1 - clipped)
+    for row in rows:
+        if row["error"]:
+            logger.warning("Cannot read %s: %s", row["file"], row["error"])
     table = pd.DataFrame(rows)
     readable = int((table.error == "").sum())
     if not readable:
@@ -167,8 +167,8 @@ def plot_activations_of_one_picture(
 ) -> Figure:
     """The first readable test picture through every convolution and pooling layer."""
     file = _readable(scores).file.iloc[0]
-    picture = _model_input(split, file, config)
-    activations = intermediate_activations(model, picture)
+    picture = _pixels(split, file, config)
+    activations = intermediate_activations(model, picture.astype("float32") * config.input_scale)
     return plot_activations(
         picture,
         activations,
@@ -215,8 +215,9 @@ def _explained(
     explained = []
     for start in range(0, len(chosen), explain.batch_size):
         batch = chosen.iloc[start : start + explain.batch_size]
-        pictures = np.stack([_model_input(split, file, config) for file in batch.file])
-        heatmaps = grad_cam(model, pictures, explain.layer, config.decision_threshold)
+        pictures = np.stack([_pixels(split, file, config) for file in batch.file])
+        inputs = pictures.astype("float32") * config.input_scale
+        heatmaps = grad_cam(model, inputs, explain.layer, config.decision_threshold)
         for (_, row), picture, heatmap in zip(batch.iterrows(), pictures, heatmaps, strict=True):
             explained.append(
                 Explained(

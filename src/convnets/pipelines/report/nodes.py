@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from convnets.parameters import Report
 from convnets.pipelines.report import frontier
-from convnets.pipelines.report.runs import HEADLINE, PIPELINE, PIPELINE_TAG, RUN_NAME
+from convnets.pipelines.report.runs import HEADLINE, PIPELINE, RUN_NAME, with_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +38,7 @@ def latest_runs(runs: pd.DataFrame, report: Report) -> tuple[pd.DataFrame, pd.Da
     """
     if runs.empty or RUN_NAME not in runs:
         return pd.DataFrame(), pd.DataFrame()
-    pipelines = runs[RUN_NAME]
-    if PIPELINE_TAG in runs:
-        pipelines = runs[PIPELINE_TAG].where(runs[PIPELINE_TAG].notna(), pipelines)
-    runs = runs.assign(**{PIPELINE: pipelines})
+    runs = with_pipeline(runs)
     training = runs[runs[PIPELINE].isin(report.training_pipelines)].sort_values(
         "start_time", ascending=False
     )

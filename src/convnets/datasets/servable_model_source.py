@@ -99,23 +99,32 @@ def _latest_version(filepath: str) -> Path | None:
     return versions[-1] if versions else None
 
 
-def _run_model_uri(saved: Path, advice: str) -> str:
-    """``runs:/…`` of the servable model the run that saved ``saved`` logged."""
+def _run_of_version(version: str) -> str | None:
+    """The id of the MLflow run whose session saved Kedro version ``version`` (its
+    ``run_id`` tag), or None."""
     import mlflow  # noqa: PLC0415
 
-    version = saved.parent.name  # Kedro's version: the session that saved it
     runs = mlflow.search_runs(
         search_all_experiments=True,
         filter_string=f"tags.run_id = '{version}'",
         output_format="list",
     )
-    if not runs:
+    return runs[0].info.run_id if runs else None
+
+
+def _run_model_uri(saved: Path, advice: str) -> str:
+    """``runs:/…`` of the servable model the run that saved ``saved`` logged."""
+    import mlflow  # noqa: PLC0415
+
+    version = saved.parent.name  # Kedro's version: the session that saved it
+    run_id = _run_of_version(version)
+    if run_id is None:
         raise ModelNotFound(
             f"The trained model {saved} has no servable model: no MLflow run of tracking URI "
             f"{mlflow.get_tracking_uri()} saved version {version} (deleted, or tracked "
             f"elsewhere). {advice}."
         )
-    return f"runs:/{runs[0].info.run_id}/{SERVABLE_MODEL_NAME}"
+    return f"runs:/{run_id}/{SERVABLE_MODEL_NAME}"
 
 
 def load_servable_model(model_uri: str, advice: str) -> Any:
@@ -189,18 +198,13 @@ def describe_model_source(filepath: str, model_uri: str | None) -> dict[str, str
         if registered:
             facts["model_registered_name"], facts["model_version"] = registered
     else:
-        # The newest version that holds the model, as Kedro loads it.
-        versions = sorted(p.parent.name for p in Path(filepath).glob(f"*/{Path(filepath).name}"))
+        # The newest version that holds the model, as load() takes it.
+        latest = _latest_version(filepath)
         facts["model_source"] = filepath
-        if not versions:
+        if latest is None:
             return facts
-        facts["model_version"] = versions[-1]  # Kedro's version: the session that saved it
-        runs = mlflow.search_runs(
-            search_all_experiments=True,
-            filter_string=f"tags.run_id = '{versions[-1]}'",
-            output_format="list",
-        )
-        run_id = runs[0].info.run_id if runs else None
+        facts["model_version"] = latest.parent.name  # Kedro's: the session that saved it
+        run_id = _run_of_version(latest.parent.name)
     if not run_id:
         return facts
     facts["model_run_id"] = run_id

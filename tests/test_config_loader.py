@@ -42,6 +42,16 @@ def test_an_override_for_a_package_that_trains_nothing_is_refused():
         with_training_overrides({}, {"mnsit": {"epochs": 1}}, PACKAGES)
 
 
+def test_a_typo_among_the_overrides_is_refused_naming_the_file_and_the_options():
+    parameters = {"a": {"training": {"epochs": 100, "seed": 0}}, "m": {"training": {"epochs": 5}}}
+    with pytest.raises(ParameterError) as refused:
+        with_training_overrides(parameters, {"image_classifier": {"epochz": 2}}, PACKAGES, "f.yml")
+    assert str(refused.value) == (
+        "f.yml: image_classifier.epochz is not a training option of the pipelines that "
+        "train with image_classifier; edit that file: the options are epochs, seed"
+    )
+
+
 def test_quick_gives_each_package_its_epochs_and_params_still_win():
     quick = conf_parameters(CONF, "quick", ["catdog.training.epochs=3"])
     epochs = {name: quick[name]["training"]["epochs"] for name in training_packages()}

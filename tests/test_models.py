@@ -149,3 +149,34 @@ def test_a_model_saved_with_the_exchange_matrix_still_loads_and_predicts(tmp_pat
         with_flip_averaging(model).predict(images, verbose=0),
         atol=1e-5,
     )
+
+
+def test_a_translation_adds_a_random_translation_to_the_fast_convnets_augmentation():
+    plain = typed_parameters(Architecture, "catdog_fast.architecture")
+    assert plain.root.augmentation.translation == 0.0
+    translated = typed_parameters(
+        Architecture,
+        "catdog_fast.architecture",
+        augmentation={"rotation": 0.1, "zoom": 0.2, "translation": 0.1},
+    )
+    stages = {
+        name: build_catdog_model((128, 128), architecture.root).get_layer("data_augmentation")
+        for name, architecture in (("plain", plain), ("translated", translated))
+    }
+    names = {key: [type(layer).__name__ for layer in stage.layers] for key, stage in stages.items()}
+    assert names["translated"] == [*names["plain"], "RandomTranslation"]
+    shift = stages["translated"].layers[-1]
+    assert (shift.height_factor, shift.width_factor) == (0.1, 0.1)
+    assert (
+        build_catdog_model((128, 128), plain.root).count_params()
+        == build_catdog_model((128, 128), translated.root).count_params()
+    )
+
+
+def test_the_books_models_refuse_a_translation():
+    with pytest.raises(ValueError, match="translation"):
+        typed_parameters(
+            Architecture,
+            "catdog.architecture",
+            augmentation={"rotation": 0.1, "zoom": 0.2, "translation": 0.1},
+        )

@@ -54,12 +54,30 @@ def with_training_overrides(
             f"{source}: no training pipeline trains with {', '.join(unknown)}; the keys "
             f"there are the packages that train: {', '.join(sorted(set(packages.values())))}"
         )
+    trainings = {
+        name: parameters[name][TRAINING_SECTION]
+        for name in packages
+        if isinstance(parameters.get(name), Mapping)
+        and isinstance(parameters[name].get(TRAINING_SECTION), Mapping)
+    }
+    for package, keys in overrides.items():
+        known = {
+            key
+            for name, training in trainings.items()
+            if packages[name] == package
+            for key in training
+        }
+        typos = sorted(set(keys or {}) - known) if known else []
+        if typos:
+            raise ParameterError(
+                f"{source}: {', '.join(f'{package}.{key}' for key in typos)} is not a "
+                f"training option of the pipelines that train with {package}; edit that "
+                f"file: the options are {', '.join(sorted(known))}"
+            )
     changes = {
         name: {TRAINING_SECTION: copy.deepcopy(overrides[package])}  # no value shared
         for name, package in packages.items()
-        if package in overrides
-        and isinstance(parameters.get(name), Mapping)
-        and isinstance(parameters[name].get(TRAINING_SECTION), Mapping)
+        if package in overrides and name in trainings
     }
     return merged(parameters, changes)
 

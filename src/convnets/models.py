@@ -29,16 +29,21 @@ def build_mnist_convnet(
     return keras.Model(inputs=inputs, outputs=outputs, name="mnist_convnet")
 
 
-def build_data_augmentation(rotation: float, zoom: float) -> keras.Sequential:
-    """Listing 8.14: the augmentation stage added to the image model."""
-    return keras.Sequential(
-        [
-            layers.RandomFlip("horizontal"),
-            layers.RandomRotation(rotation),
-            layers.RandomZoom(zoom),
-        ],
-        name="data_augmentation",
-    )
+def build_data_augmentation(
+    rotation: float, zoom: float, translation: float = 0.0
+) -> keras.Sequential:
+    """Listing 8.14: the augmentation stage added to the image model.
+
+    ``translation`` (not the book's) appends a ``RandomTranslation`` of that fraction.
+    """
+    stages = [
+        layers.RandomFlip("horizontal"),
+        layers.RandomRotation(rotation),
+        layers.RandomZoom(zoom),
+    ]
+    if translation:
+        stages.append(layers.RandomTranslation(translation, translation))
+    return keras.Sequential(stages, name="data_augmentation")
 
 
 def _catdog_convnet(
@@ -97,6 +102,7 @@ def build_catdog_convnet_fast(
     dropout: float,
     rotation: float,
     zoom: float,
+    translation: float = 0.0,
 ) -> keras.Model:
     """The book's convnet with chapter 9's patterns (sections 9.3.2 to 9.3.4).
 
@@ -109,7 +115,7 @@ def build_catdog_convnet_fast(
     """
     separable = convolution == "separable"
     inputs = keras.Input(shape=(*image_size, 3))
-    x = build_data_augmentation(rotation=rotation, zoom=zoom)(inputs)
+    x = build_data_augmentation(rotation=rotation, zoom=zoom, translation=translation)(inputs)
     x = layers.Rescaling(1.0 / 255)(x)
     if block == "plain":
         for index, filters in enumerate(widths):
@@ -204,6 +210,7 @@ def build_catdog_model(
             dropout=architecture.dropout,
             rotation=architecture.augmentation.rotation,
             zoom=architecture.augmentation.zoom,
+            translation=architecture.augmentation.translation,
         )
     if isinstance(architecture, ConvnetAugmented):
         return build_catdog_convnet_augmented(

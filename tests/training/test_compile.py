@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from convnets.parameters import conf_parameters
 from tests.conftest import PROJECT_ROOT
 
@@ -40,3 +42,36 @@ def test_compute_on_the_command_line_reaches_every_pipeline_but_their_own_overri
     assert trainings["catdog_fast"]["precision"] == "float32"  # its own, as in conf/base
     assert trainings["catdog_baseline"]["distribution"] == "mirrored"
     assert trainings["catdog"]["distribution"] == "none"
+
+
+def _optimizer(**options):
+    from convnets.parameters import Optimizer  # noqa: PLC0415
+
+    base = {"learning_rate": 0.01, "weight_decay": 0.0, "schedule": "constant"}
+    return Optimizer.model_validate({**base, "warmup_epochs": 0.0, **options})
+
+
+def test_momentum_nesterov_and_weight_averaging_reach_the_keras_optimizer():
+    from convnets.training.compile import build_optimizer  # noqa: PLC0415
+
+    sgd = build_optimizer(_optimizer(name="sgd", momentum=0.9, nesterov=True), 10, 2)
+    assert (sgd.momentum, sgd.nesterov, sgd.use_ema) == (0.9, True, False)
+    averaged = build_optimizer(_optimizer(name="adamw", use_ema=True), 10, 2)
+    assert averaged.use_ema is True
+    plain = build_optimizer(_optimizer(name="rmsprop"), 10, 2)
+    assert (plain.momentum, plain.use_ema) == (0.0, False)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"name": "adamw", "momentum": 0.9}, "momentum is an option of sgd and rmsprop"),
+        ({"name": "sgd", "nesterov": True}, "nesterov needs name: sgd and a momentum"),
+        ({"name": "rmsprop", "momentum": 0.9, "nesterov": True}, "nesterov needs name: sgd"),
+    ],
+)
+def test_an_optimizer_option_the_optimizer_does_not_have_is_refused(options, message):
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    with pytest.raises(ValidationError, match=message):
+        _optimizer(**options)

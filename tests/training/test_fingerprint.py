@@ -54,3 +54,15 @@ def test_options_left_out_at_their_usual_value_and_the_spread_never():
     assert "precision" not in options and "jit_compile" not in options
     assert "distribution" not in options and "devices" not in options
     assert options["epochs"] == training.epochs
+
+
+def test_optimizer_options_added_later_leave_existing_fingerprints_alone():
+    """momentum, nesterov and use_ema at their defaults dump as before them."""
+    before = {"name": "adamw", "learning_rate": 0.002, "weight_decay": 0.0001}
+    before |= {"schedule": "cosine", "warmup_epochs": 1.0}
+    plain = typed_parameters(Training, "catdog_fast.training", optimizer=before)
+    assert fingerprinted_options(plain)["optimizer"] == before
+    averaged = typed_parameters(
+        Training, "catdog_fast.training", optimizer={**before, "use_ema": True}
+    )
+    assert fingerprinted_options(averaged)["optimizer"] == {**before, "use_ema": True}

@@ -1,4 +1,8 @@
-"""The parameter models: one per section of ``conf/*/parameters_*.yml``, no defaults."""
+"""The parameter models: one per section of ``conf/*/parameters_*.yml``.
+
+No defaults, but for options added later: those default to the behaviour before them,
+so existing configurations and resume states stay valid.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +65,13 @@ class Augmentation(Params):
     zoom: Annotated[float, Field(ge=0.0, lt=1.0)]  # RandomZoom height factor
 
 
+class FastAugmentation(Augmentation):
+    """``catdog_fast``'s augmentation: the book's, and levers the book does not pull."""
+
+    # RandomTranslation's height and width factor; 0: no translation layer.
+    translation: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+
 class Convnet(Params):
     """Listing 8.7: the convnet trained from scratch without augmentation."""
 
@@ -88,7 +99,7 @@ class ConvnetFast(Params):
     block: Literal["plain", "residual"]  # plain: conv-BN-ReLU; residual: 2 convs + shortcut
     convolution: Literal["standard", "separable"]  # separable: all but the first conv
     dropout: UnitInterval
-    augmentation: Augmentation
+    augmentation: FastAugmentation
     flip_averaging: bool  # predict with the mean over the picture and its mirror image
 
 
@@ -123,6 +134,12 @@ class Optimizer(Params):
     weight_decay: Annotated[float, Field(ge=0.0)]  # decoupled (AdamW) or Keras' own
     schedule: Literal["constant", "cosine"]  # cosine: decays to 0 at the last epoch
     warmup_epochs: Annotated[float, Field(ge=0.0)]  # linear warm-up from 0 (cosine only)
+    # Options added later, left out of the dump (and so of the resume fingerprint) at
+    # their defaults, the behaviour before them.
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0, exclude_if=lambda value: value == 0.0)] = 0.0
+    nesterov: Annotated[bool, Field(exclude_if=lambda value: not value)] = False
+    # Keras' use_ema: the weights evaluated and saved are an exponential moving average.
+    use_ema: Annotated[bool, Field(exclude_if=lambda value: not value)] = False
 
     @field_validator("warmup_epochs")
     @classmethod
@@ -130,6 +147,20 @@ class Optimizer(Params):
         if warmup and info.data.get("schedule") == "constant":
             raise ValueError("a warm-up needs schedule: cosine (or warmup_epochs: 0)")
         return warmup
+
+    @field_validator("momentum")
+    @classmethod
+    def _momentum_needs_sgd_or_rmsprop(cls, momentum: float, info: ValidationInfo) -> float:
+        if momentum and info.data.get("name") not in ("sgd", "rmsprop"):
+            raise ValueError("momentum is an option of sgd and rmsprop (adam's are its betas)")
+        return momentum
+
+    @field_validator("nesterov")
+    @classmethod
+    def _nesterov_needs_sgd_momentum(cls, nesterov: bool, info: ValidationInfo) -> bool:
+        if nesterov and (info.data.get("name") != "sgd" or not info.data.get("momentum")):
+            raise ValueError("nesterov needs name: sgd and a momentum above 0")
+        return nesterov
 
 
 class Loss(Params):

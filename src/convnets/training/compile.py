@@ -48,7 +48,12 @@ def build_optimizer(
         "rmsprop": keras.optimizers.RMSprop,
         "sgd": keras.optimizers.SGD,
     }[optimizer.name]
-    return optimizer_class(learning_rate=rate, weight_decay=decay)
+    options: dict[str, Any] = {"use_ema": optimizer.use_ema}
+    if optimizer.name in ("sgd", "rmsprop"):
+        options["momentum"] = optimizer.momentum
+    if optimizer.name == "sgd":
+        options["nesterov"] = optimizer.nesterov
+    return optimizer_class(learning_rate=rate, weight_decay=decay, **options)
 
 
 def build_loss(loss: str | Loss) -> str | keras.losses.Loss:

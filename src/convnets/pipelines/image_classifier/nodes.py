@@ -285,7 +285,9 @@ def plot_augmented_images(train_ds: tf.data.Dataset, architecture: Architecture)
     if not isinstance(spec, ConvnetAugmented | ConvnetFast | ConvnetXception):
         raise ValueError(f"The {spec.name!r} architecture has no augmentation to draw")
     data_augmentation = build_data_augmentation(
-        rotation=spec.augmentation.rotation, zoom=spec.augmentation.zoom
+        rotation=spec.augmentation.rotation,
+        zoom=spec.augmentation.zoom,
+        translation=getattr(spec.augmentation, "translation", 0.0),
     )
     images, _ = next(iter(train_ds.take(1)))
     images = tf.cast(images, tf.float32)

@@ -218,6 +218,9 @@ def test_a_quick_mnist_run_prints_no_third_party_noise(kedro_project):
     (run,) = runs(kedro_project, "convnets-quick")
     assert run.data.tags["kedro_command"] == "kedro run --pipelines=mnist --env=quick"
     assert run.data.tags["runner"] == "SequentialRunner"
+    # The code's commit (an editable install from a checkout, as the README installs).
+    assert len(run.data.tags["mlflow.source.git.commit"]) == 40
+    assert run.data.tags["git_dirty"] in ("true", "false")
     experiment = mlflow.get_experiment_by_name("convnets-quick")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 

@@ -35,6 +35,7 @@ from convnets.scratch import remove_scratch, scratch_dir
 logger = logging.getLogger(__name__)
 
 HOST_TAG, PID_TAG, STARTED_TAG = "process.host", "process.pid", "process.started"
+GIT_COMMIT_TAG, GIT_DIRTY_TAG = "mlflow.source.git.commit", "git_dirty"
 KILLED_REASON_TAG = "killed_reason"
 
 
@@ -82,7 +83,7 @@ class ProjectMlflowHook(MlflowHook):
             # Set here, not by a node: they must be on the run before its first node
             # (close_orphan_runs reads them while it runs), and they replace the
             # plugin's own runner and kedro_command tags of the run's start.
-            mlflow.set_tags({**process_tags(), **command_tags(run_params)})
+            mlflow.set_tags({**process_tags(), **command_tags(run_params), **code_tags()})
             run = mlflow.active_run().info
             # How a task of an orchestrator, or a later --nodes run, joins this run.
             logger.info(
@@ -173,6 +174,31 @@ def command_tags(run_params: dict[str, Any]) -> dict[str, str]:
     elif program.name == "__main__.py" and program.parent.name == "convnets":
         tags["kedro_command"] = "python -m convnets " + shlex.join(sys.argv[1:])
     return tags
+
+
+def code_tags(package_dir: Path | None = None) -> dict[str, str]:
+    """The git commit of the code that runs (MLflow's own tag name, shown in its UI) and
+    whether its tracked files had changes; nothing outside a git checkout.
+
+    Read from the package's folder, not the project's: with ``PYTHONPATH`` pointing at
+    another checkout, that checkout's code is what runs.
+    """
+    import subprocess  # noqa: PLC0415
+
+    folder = package_dir or Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        command = ["git", "-C", str(folder), *args]
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").strip()
+        changed = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+    except (OSError, subprocess.SubprocessError):  # no git, or not a checkout
+        return {}
+    return {GIT_COMMIT_TAG: commit, GIT_DIRTY_TAG: str(changed).lower()}
 
 
 def process_tags() -> dict[str, str]:

@@ -35,7 +35,11 @@ def test_the_latest_finished_run_of_each_training_pipeline_is_compared():
         _run("catdog", "FINISHED", "2026-11-28 07:00", 0.809, run_id="old"),
         _run("catdog", "FINISHED", "2026-11-30 07:00", 0.812, run_id="new"),
         _run("catdog", "KILLED", "2026-12-01 07:00", 0.5, run_id="killed"),
-        _run("mnist", "FINISHED", "2026-11-29 07:00", 0.991, peak_rss_mb=1638.4),
+        {
+            **_run("mnist", "FINISHED", "2026-11-29 07:00", 0.991, peak_rss_mb=1638.4),
+            "tags.mlflow.source.git.commit": "0123456789abcdef",
+            "tags.git_dirty": "true",
+        },
         _run("predict", "FINISHED", "2026-12-01 08:00", 0.7),
     )
     latest, unfinished = nodes.latest_runs(runs, REPORT)
@@ -44,8 +48,14 @@ def test_the_latest_finished_run_of_each_training_pipeline_is_compared():
     assert list(unfinished.run_id) == ["killed"]
 
     markdown, figure = nodes.write_comparison(runs, REPORT)
-    assert "| `mnist` | 0.9910 | 0.9810 | 0.991 | 30 | 1 h 30 min | 1.60 GB |" in markdown
-    assert "| `catdog` | 0.8120 | 0.8020 | 0.835 | 30 | 1 h 30 min | – |" in markdown
+    assert (
+        "| `mnist` | 0.9910 | 0.9810 | 0.991 | 30 | 1 h 30 min | 1.60 GB | 2026-11-29 07:00 "
+        "| 0123456+ |" in markdown
+    )  # the commit, "+": tracked files had changes
+    assert (
+        "| `catdog` | 0.8120 | 0.8020 | 0.835 | 30 | 1 h 30 min | – | 2026-11-30 07:00 | – |"
+        in (markdown)
+    )  # a run from before the commit tag
     assert "| `catdog` | KILLED |" in markdown and "predict" not in markdown
     assert "sqlite:///mlflow.db" in markdown and figure.axes
 

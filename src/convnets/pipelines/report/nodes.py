@@ -12,7 +12,14 @@ from matplotlib.figure import Figure
 
 from convnets.parameters import Report
 from convnets.pipelines.report import frontier
-from convnets.pipelines.report.runs import HEADLINE, PIPELINE, RUN_NAME, with_pipeline
+from convnets.pipelines.report.runs import (
+    GIT_COMMIT_TAG,
+    GIT_DIRTY_TAG,
+    HEADLINE,
+    PIPELINE,
+    RUN_NAME,
+    with_pipeline,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +70,19 @@ def latest_runs(runs: pd.DataFrame, report: Report) -> tuple[pd.DataFrame, pd.Da
                 "wall_time_s": (run.end_time - run.start_time).total_seconds(),
                 "peak_rss_gb": peak / 1024 if not math.isnan(peak) else math.nan,
                 "started": run.start_time,
+                "commit": _commit(run),
                 "run_id": run.run_id,
             }
         )
     return pd.DataFrame(rows), unfinished
+
+
+def _commit(run: pd.Series) -> str:
+    """The run's code: the short git commit, ``+`` when tracked files had changes."""
+    commit = run.get(GIT_COMMIT_TAG)
+    if not isinstance(commit, str) or not commit:
+        return "–"  # a run from before the tag, or from outside a git checkout
+    return commit[:7] + ("+" if run.get(GIT_DIRTY_TAG) == "true" else "")
 
 
 def write_comparison(runs: pd.DataFrame, report: Report) -> tuple[str, Figure]:
@@ -91,8 +107,8 @@ def write_comparison(runs: pd.DataFrame, report: Report) -> tuple[str, Figure]:
     else:
         lines += [
             "| pipeline | test accuracy, best checkpoint | test accuracy, final model | book "
-            "| epochs | wall time | peak RSS | started | run |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| epochs | wall time | peak RSS | started | commit | run |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in latest.itertuples():
             book = "–" if pd.isna(row.book_test_accuracy) else f"{row.book_test_accuracy:.3f}"
@@ -101,7 +117,7 @@ def write_comparison(runs: pd.DataFrame, report: Report) -> tuple[str, Figure]:
                 f"| `{row.pipeline}` | {row.best_checkpoint_test_accuracy:.4f} | "
                 f"{row.final_model_test_accuracy:.4f} | {book} | {row.epochs} | "
                 f"{_duration(row.wall_time_s)} | {peak} | {row.started:%Y-%m-%d %H:%M} | "
-                f"`{row.run_id}` |"
+                f"{row.commit} | `{row.run_id}` |"
             )
     if not unfinished.empty:
         lines += [

@@ -9,6 +9,9 @@ RUN_NAME = "tags.mlflow.runName"
 # a resumed run changes ("catdog (resumed after epoch 5)").
 PIPELINE_TAG = "tags.pipeline"
 PIPELINE = "pipeline"
+# The code a run ran (hooks.code_tags): its git commit, and whether tracked files changed.
+GIT_COMMIT_TAG = "tags.mlflow.source.git.commit"
+GIT_DIRTY_TAG = "tags.git_dirty"
 HEADLINE = "best_checkpoint_test_accuracy"
 
 

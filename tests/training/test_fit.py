@@ -467,11 +467,14 @@ def test_mirrored_training_on_two_devices_matches_one_device():
 def test_the_callbacks_run_in_the_order_their_contracts_need():
     """The disk check first; checkpoint and early stopping on the epoch's own logs; the
     logger's additions before the commit keeps them; MLflow only after the commit."""
+    import keras  # noqa: PLC0415
+
     from convnets.training import callbacks, monitoring  # noqa: PLC0415
     from convnets.training.fit import CALLBACK_ORDER  # noqa: PLC0415
 
     assert CALLBACK_ORDER == (
         callbacks.DiskSpaceGuard,
+        keras.callbacks.SwapEMAWeights,
         callbacks.ValidatedCheckpoint,
         callbacks.ResumableEarlyStopping,
         monitoring.TrainingProgress,
@@ -494,7 +497,9 @@ def test_the_callbacks_given_to_fit_follow_the_order(tmp_path, monkeypatch):
 
     from convnets.training import compile_model  # noqa: PLC0415
 
-    training = _training(early_stopping_patience=2, checkpoint_monitor="loss")
+    averaged = {"name": "adamw", "learning_rate": 0.01, "weight_decay": 0.0}
+    averaged |= {"schedule": "constant", "warmup_epochs": 0.0, "use_ema": True}
+    training = _training(early_stopping_patience=2, checkpoint_monitor="loss", optimizer=averaged)
     inputs = keras.Input((8,))
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
     compile_model(model, training)
@@ -504,3 +509,39 @@ def test_the_callbacks_given_to_fit_follow_the_order(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="No epoch"):  # the stand-in fit trained nothing
         fit.fit_with_best_checkpoint(model, training, x, y, batch_size=8, state=state)
     assert [type(callback) for callback in given] == list(fit.CALLBACK_ORDER)
+
+
+def test_with_use_ema_the_checkpoint_holds_the_average_and_training_goes_on_from_its_weights(
+    tmp_path,
+):
+    """The validation and the best checkpoint see the optimizer's moving average; the
+    model goes on training (and its resume state is saved) with its own weights."""
+    import keras  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from convnets.training.callbacks import ValidatedCheckpoint  # noqa: PLC0415
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+    model.compile(keras.optimizers.SGD(0.5, use_ema=True, ema_momentum=0.9), "binary_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 4), dtype="float32"), rng.integers(0, 2, 64)
+    seen = {}
+
+    class Record(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            seen["validated"] = model.get_weights()[0].copy()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen["trained"] = model.get_weights()[0].copy()
+            average = model.optimizer._model_variables_moving_average[0]  # noqa: SLF001
+            seen["average"] = keras.ops.convert_to_numpy(average).copy()
+
+    checkpoint = ValidatedCheckpoint(str(tmp_path / "best.keras"), monitor="val_loss")
+    callbacks = [keras.callbacks.SwapEMAWeights(), checkpoint, Record()]
+    model.fit(x, y, validation_data=(x, y), epochs=1, batch_size=8, callbacks=callbacks, verbose=0)
+    assert not np.allclose(seen["trained"], seen["average"])  # the average lags behind
+    np.testing.assert_allclose(seen["validated"], seen["average"], rtol=1e-6)
+    saved = keras.models.load_model(tmp_path / "best.keras").get_weights()[0]
+    np.testing.assert_allclose(saved, seen["average"], rtol=1e-6)

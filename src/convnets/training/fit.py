@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 # The order of the callbacks, which Keras calls in turn at each epoch's end:
 CALLBACK_ORDER: tuple[type[keras.callbacks.Callback], ...] = (
     DiskSpaceGuard,  # first: stops the run before any file of the epoch meets a full disk
+    # With use_ema: validates the optimizer's moving average (it acts on validation's
+    # begin and end only, so its place among the epoch-end callbacks does not matter).
+    keras.callbacks.SwapEMAWeights,
     ValidatedCheckpoint,  # sees the epoch's own logs (skips the epochs without validation)
     ResumableEarlyStopping,  # likewise; sets stop_training before the commit records it
     TrainingProgress,
@@ -160,6 +163,8 @@ def _callbacks(
         EpochLogger(every_epoch=validated_keys),
         commit,
     ]
+    if getattr(training.optimizer, "use_ema", False):
+        callbacks.append(keras.callbacks.SwapEMAWeights())
     patience = training.early_stopping_patience
     if patience:
         callbacks.append(

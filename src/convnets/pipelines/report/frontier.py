@@ -16,7 +16,13 @@ from matplotlib.figure import Figure
 
 from convnets.hardware import PROCESSOR_FLAGS_TAG
 from convnets.parameters import Report
-from convnets.pipelines.report.runs import HEADLINE, PIPELINE, RUN_NAME, with_pipeline
+from convnets.pipelines.report.runs import (
+    HEADLINE,
+    PIPELINE,
+    RUN_NAME,
+    short_commit,
+    with_pipeline,
+)
 
 BOOK_EPOCH_PIPELINE = "book_epoch"
 FLAGS = f"tags.{PROCESSOR_FLAGS_TAG}"
@@ -26,6 +32,7 @@ COLUMNS = [
     "pipeline",
     "run_id",
     "started",
+    "commit",
     HEADLINE,
     "book_epoch_equivalents",
     "cost_source",
@@ -98,6 +105,7 @@ def frontier_points(runs: pd.DataFrame, report: Report) -> pd.DataFrame:
                 "pipeline": run[PIPELINE],
                 "run_id": run.run_id,
                 "started": run.start_time,
+                "commit": short_commit(run),
                 HEADLINE: float(run[f"metrics.{HEADLINE}"]),
                 "book_epoch_equivalents": equivalents,
                 "cost_source": source,

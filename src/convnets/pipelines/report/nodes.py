@@ -12,14 +12,7 @@ from matplotlib.figure import Figure
 
 from convnets.parameters import Report
 from convnets.pipelines.report import frontier
-from convnets.pipelines.report.runs import (
-    GIT_COMMIT_TAG,
-    GIT_DIRTY_TAG,
-    HEADLINE,
-    PIPELINE,
-    RUN_NAME,
-    with_pipeline,
-)
+from convnets.pipelines.report.runs import HEADLINE, PIPELINE, RUN_NAME, short_commit, with_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -70,19 +63,11 @@ def latest_runs(runs: pd.DataFrame, report: Report) -> tuple[pd.DataFrame, pd.Da
                 "wall_time_s": (run.end_time - run.start_time).total_seconds(),
                 "peak_rss_gb": peak / 1024 if not math.isnan(peak) else math.nan,
                 "started": run.start_time,
-                "commit": _commit(run),
+                "commit": short_commit(run),
                 "run_id": run.run_id,
             }
         )
     return pd.DataFrame(rows), unfinished
-
-
-def _commit(run: pd.Series) -> str:
-    """The run's code: the short git commit, ``+`` when tracked files had changes."""
-    commit = run.get(GIT_COMMIT_TAG)
-    if not isinstance(commit, str) or not commit:
-        return "–"  # a run from before the tag, or from outside a git checkout
-    return commit[:7] + ("+" if run.get(GIT_DIRTY_TAG) == "true" else "")
 
 
 def write_comparison(runs: pd.DataFrame, report: Report) -> tuple[str, Figure]:

@@ -21,3 +21,11 @@ def with_pipeline(runs: pd.DataFrame) -> pd.DataFrame:
     if PIPELINE_TAG in runs:
         pipelines = runs[PIPELINE_TAG].where(runs[PIPELINE_TAG].notna(), pipelines)
     return runs.assign(**{PIPELINE: pipelines})
+
+
+def short_commit(run: pd.Series) -> str:
+    """The run's code: the short git commit, ``+`` when tracked files had changes."""
+    commit = run.get(GIT_COMMIT_TAG)
+    if not isinstance(commit, str) or not commit:
+        return "–"  # a run from before the tag, or from outside a git checkout
+    return commit[:7] + ("+" if run.get(GIT_DIRTY_TAG) == "true" else "")

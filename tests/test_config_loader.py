@@ -52,6 +52,12 @@ def test_a_typo_among_the_overrides_is_refused_naming_the_file_and_the_options()
     )
 
 
+@pytest.mark.parametrize("entry", [None, "epochs"])
+def test_an_override_that_is_not_a_mapping_is_refused(entry):
+    with pytest.raises(ParameterError, match="f.yml: mnist must map training options"):
+        with_training_overrides({"m": {"training": {}}}, {"mnist": entry}, PACKAGES, "f.yml")
+
+
 def test_quick_gives_each_package_its_epochs_and_params_still_win():
     quick = conf_parameters(CONF, "quick", ["catdog.training.epochs=3"])
     epochs = {name: quick[name]["training"]["epochs"] for name in training_packages()}

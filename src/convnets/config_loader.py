@@ -61,13 +61,18 @@ def with_training_overrides(
         and isinstance(parameters[name].get(TRAINING_SECTION), Mapping)
     }
     for package, keys in overrides.items():
+        if not isinstance(keys, Mapping):
+            raise ParameterError(
+                f"{source}: {package} must map training options to values (like "
+                f"'{package}: {{epochs: 2}}'), not {keys!r}; edit that file"
+            )
         known = {
             key
             for name, training in trainings.items()
             if packages[name] == package
             for key in training
         }
-        typos = sorted(set(keys or {}) - known) if known else []
+        typos = sorted(set(keys) - known) if known else []
         if typos:
             raise ParameterError(
                 f"{source}: {', '.join(f'{package}.{key}' for key in typos)} is not a "

@@ -75,3 +75,15 @@ def test_an_optimizer_option_the_optimizer_does_not_have_is_refused(options, mes
 
     with pytest.raises(ValidationError, match=message):
         _optimizer(**options)
+
+
+def test_use_ema_is_refused_with_a_training_metric_monitor():
+    from convnets.parameters import Training  # noqa: PLC0415
+    from tests.conftest import typed_parameters  # noqa: PLC0415
+
+    averaged = {"name": "adamw", "learning_rate": 0.01, "weight_decay": 0.0}
+    averaged |= {"schedule": "constant", "warmup_epochs": 0.0, "use_ema": True}
+    with pytest.raises(ValueError, match="use_ema needs a validation monitor"):
+        typed_parameters(
+            Training, "catdog_fast.training", optimizer=averaged, checkpoint_monitor="accuracy"
+        )

@@ -499,7 +499,9 @@ def test_the_callbacks_given_to_fit_follow_the_order(tmp_path, monkeypatch):
 
     averaged = {"name": "adamw", "learning_rate": 0.01, "weight_decay": 0.0}
     averaged |= {"schedule": "constant", "warmup_epochs": 0.0, "use_ema": True}
-    training = _training(early_stopping_patience=2, checkpoint_monitor="loss", optimizer=averaged)
+    training = _training(
+        early_stopping_patience=2, checkpoint_monitor="val_loss", optimizer=averaged
+    )
     inputs = keras.Input((8,))
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
     compile_model(model, training)
@@ -507,7 +509,9 @@ def test_the_callbacks_given_to_fit_follow_the_order(tmp_path, monkeypatch):
     x, y = rng.random((16, 8), dtype="float32"), rng.integers(0, 2, 16)
     state = TrainingState(tmp_path, run_id="run")
     with pytest.raises(RuntimeError, match="No epoch"):  # the stand-in fit trained nothing
-        fit.fit_with_best_checkpoint(model, training, x, y, batch_size=8, state=state)
+        fit.fit_with_best_checkpoint(
+            model, training, x, y, batch_size=8, validation_split=0.25, state=state
+        )
     assert [type(callback) for callback in given] == list(fit.CALLBACK_ORDER)
 
 

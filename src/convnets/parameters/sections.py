@@ -218,6 +218,16 @@ class Training(Section):
     distribution: Annotated[Literal["none", "mirrored"], SPREAD]
     devices: Annotated[Annotated[tuple[str, ...], Words] | None, SPREAD]
 
+    @field_validator("checkpoint_monitor")
+    @classmethod
+    def _averaged_weights_are_chosen_on_validation(cls, monitor: str, info: ValidationInfo) -> str:
+        if getattr(info.data.get("optimizer"), "use_ema", False) and not monitor.startswith("val_"):
+            raise ValueError(
+                "use_ema needs a validation monitor (val_loss or val_accuracy): the moving "
+                "average is what validation scores, the training metrics score the weights"
+            )
+        return monitor
+
     @field_validator("validation_freq")
     @classmethod
     def _last_epoch_is_validated(cls, every: int, info: ValidationInfo) -> int:

@@ -6,12 +6,10 @@ and why.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from convnets.training.records import ResumePoint
 from convnets.training.saving import (
     SPACE_MARGIN_BYTES,
     NoSpaceLeft,
+    averaged_weights,
     save_model_atomically,
     save_weights_atomically,
     seed_states,
@@ -90,31 +89,9 @@ class ValidatedCheckpoint(keras.callbacks.ModelCheckpoint):
     def _save_model(self, epoch: int, batch: int | None, logs: dict | None) -> None:
         filepath = Path(self._get_file_path(epoch, batch, logs or {}))
         if self._should_save_model(epoch, batch, logs, str(filepath)):
-            with averaged_weights(self.model):  # the weights the validation scored
+            with averaged_weights(self.model):  # use_ema: the weights validation scored
                 save_model_atomically(self.model, filepath)
             self.saved = filepath
-
-
-@contextlib.contextmanager
-def averaged_weights(model: keras.Model) -> Iterator[None]:
-    """With an optimizer's ``use_ema``: its moving average in the model's weights while
-    inside, the trained weights back after; otherwise nothing changes.
-
-    Keras' ``SwapEMAWeights`` does this around validation; ``swap_on_epoch`` would also
-    leave the average in the model when the epoch's resume state is saved, which would
-    then resume from the average instead of the trained weights.
-    """
-    optimizer = getattr(model, "optimizer", None)
-    if not getattr(optimizer, "use_ema", False):
-        yield
-        return
-    trained = [variable.numpy() for variable in model.trainable_variables]
-    optimizer.finalize_variable_values(model.trainable_variables)
-    try:
-        yield
-    finally:
-        for variable, value in zip(model.trainable_variables, trained, strict=True):
-            variable.assign(value)
 
 
 class DiskSpaceGuard(keras.callbacks.Callback):

@@ -25,7 +25,12 @@ from convnets.training.compile import precision_tags
 from convnets.training.fingerprint import describe_data, training_fingerprint
 from convnets.training.monitoring import MlflowEpochMetrics, TrainingProgress
 from convnets.training.records import ResumePoint
-from convnets.training.saving import restore_seed_states, restore_weights, save_model_atomically
+from convnets.training.saving import (
+    averaging_optimizer,
+    restore_seed_states,
+    restore_weights,
+    save_model_atomically,
+)
 from convnets.training.state import TrainingState
 
 logger = logging.getLogger(__name__)
@@ -214,7 +219,10 @@ def _fit_resumably(
         restore_weights(model, resume.weights)
         restore_seed_states(model, resume.seed_states)
     if resume is not None and resume.finished and resume.best is not None:
-        # Finished, but its final model was damaged: the last weights are that model.
+        # Finished, but its final model was damaged: the last weights are that model
+        # (with use_ema, their average, as Keras' fit ends).
+        if (optimizer := averaging_optimizer(model)) is not None:
+            optimizer.finalize_variable_values(model.trainable_variables)
         save_model_atomically(model, state.final)
         state.commit(
             resume.history,

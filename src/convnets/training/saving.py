@@ -6,10 +6,12 @@ needs besides the weights: the layers' random-stream states, and its size before
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +147,33 @@ def variables_bytes(model: keras.Model) -> int:
         for variable in variables
     )
     return total * factor
+
+
+def averaging_optimizer(model: keras.Model) -> keras.optimizers.Optimizer | None:
+    """The model's optimizer if it keeps a moving average of the weights (``use_ema``),
+    looking inside the loss-scale wrapper mixed float16 adds; else None."""
+    optimizer = getattr(model, "optimizer", None)
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    return optimizer if getattr(inner, "use_ema", False) else None
+
+
+@contextlib.contextmanager
+def averaged_weights(model: keras.Model) -> Iterator[None]:
+    """With ``use_ema``: the optimizer's moving average in the model's weights while
+    inside, the trained weights back after; otherwise nothing changes.
+
+    Keras' ``SwapEMAWeights`` does this around validation; its ``swap_on_epoch`` would
+    also leave the average in the model when the epoch's resume state is saved, which
+    would then resume from the average instead of the trained weights.
+    """
+    optimizer = averaging_optimizer(model)
+    if optimizer is None:
+        yield
+        return
+    trained = [variable.numpy() for variable in model.trainable_variables]
+    optimizer.finalize_variable_values(model.trainable_variables)
+    try:
+        yield
+    finally:
+        for variable, value in zip(model.trainable_variables, trained, strict=True):
+            variable.assign(value)

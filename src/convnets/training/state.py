@@ -25,6 +25,7 @@ from convnets.training.records import (
     _from_json,
 )
 from convnets.training.saving import (
+    averaged_weights,
     restore_weights,
     save_model_atomically,
     write_json_atomically,
@@ -113,7 +114,8 @@ class TrainingState(StateRecords):
             # The best epoch is the last one: its checkpoint is the weights file's model.
             restore_weights(model, weights)
             best = self.folder / record["best"]
-            save_model_atomically(model, best)
+            with averaged_weights(model):  # as the checkpoint saved it (use_ema)
+                save_model_atomically(model, best)
             logger.warning("Rebuilt the best checkpoint %s from %s", best, weights.name)
         final = None
         if record.get("final"):

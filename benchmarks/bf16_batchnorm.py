@@ -1,14 +1,15 @@
-"""Where bfloat16 does not pay: catdog_fast's training step with and without its
-batch normalisation, in float32 and mixed_bfloat16, each in a fresh process.
+"""Where bfloat16 does not pay: catdog_fast's training step with its batch
+normalisation after each convolution, after each pooling, and without it, in float32
+and mixed_bfloat16, each in a fresh process.
 
     python benchmarks/bf16_batchnorm.py --rounds 2 --json benchmarks/results/bf16_batchnorm.json
 
 The model is conf/base's ``catdog_fast`` architecture (128x128, batch 32) on random
-pictures (a step's time does not depend on the pixels). ``no_bn`` replaces every
+pictures (a step's time does not depend on the pixels). ``convolution`` and
+``pooling`` are the values of ``architecture.normalization``; ``none`` replaces every
 ``BatchNormalization`` layer with an identity while the model is built, so the
-difference between the two is what the normalisation costs in each precision. Each
-process reports the median over ``--steps`` training steps after warm-up, wall and
-process CPU time.
+difference is what the normalisation costs in each precision. Each process reports
+the median over ``--steps`` training steps after warm-up, wall and process CPU time.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ from worker import run_worker  # benchmarks/worker.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 SIDES = [
-    ("float32", False),
-    ("mixed_bfloat16", False),
-    ("float32", True),
-    ("mixed_bfloat16", True),
+    (precision, normalization)
+    for normalization in ("convolution", "pooling", "none")
+    for precision in ("float32", "mixed_bfloat16")
 ]
 
 
-def worker(precision: str, no_bn: bool, steps: int) -> dict:
+def worker(precision: str, normalization: str, steps: int) -> dict:
     import keras  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
@@ -42,9 +42,11 @@ def worker(precision: str, no_bn: bool, steps: int) -> dict:
 
     params = conf_parameters(ROOT / "conf")["catdog_fast"]
     image_input = parse(ImageInput, "catdog_fast.input", params["input"])
+    if normalization != "none":
+        params["architecture"]["normalization"] = normalization
     architecture = parse(Architecture, "catdog_fast.architecture", params["architecture"])
     training = parse(Training, "catdog_fast.training", params["training"])
-    if no_bn:
+    if normalization == "none":
         models.layers.BatchNormalization = lambda *args, **kwargs: keras.layers.Identity()
     keras.utils.set_random_seed(0)
     with precision_policy(precision):
@@ -64,7 +66,7 @@ def worker(precision: str, no_bn: bool, steps: int) -> dict:
         cpus.append(sum(os.times()[:2]) - cpu)
     return {
         "precision": precision,
-        "no_bn": no_bn,
+        "normalization": normalization,
         "step_wall_s": statistics.median(walls),
         "step_cpu_s": statistics.median(cpus),
         "parameters": model.count_params(),
@@ -81,17 +83,17 @@ def main() -> None:
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        precision, no_bn = args.worker[0], args.worker[1] == "1"
-        print(json.dumps(worker(precision, no_bn, args.steps)))  # noqa: T201
+        precision, normalization = args.worker
+        print(json.dumps(worker(precision, normalization, args.steps)))  # noqa: T201
         return
     from convnets.hardware import cpu_flags  # noqa: PLC0415
 
     runs = []
     for round_number in range(args.rounds):
         ordered = SIDES if round_number % 2 == 0 else list(reversed(SIDES))
-        for precision, no_bn in ordered:
+        for precision, normalization in ordered:
             command = [sys.executable, __file__, "--steps", str(args.steps)]
-            command += ["--worker", precision, "1" if no_bn else "0"]
+            command += ["--worker", precision, normalization]
             result = {"round": round_number + 1, **run_worker(command)}
             print(json.dumps(result))  # noqa: T201
             runs.append(result)

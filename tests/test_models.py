@@ -180,3 +180,29 @@ def test_the_books_models_refuse_a_translation():
             "catdog.architecture",
             augmentation={"rotation": 0.1, "zoom": 0.2, "translation": 0.1},
         )
+
+
+def test_normalising_after_pooling_reorders_the_same_layers_of_the_fast_convnet():
+    kinds = {}
+    for normalization in ("convolution", "pooling"):
+        architecture = typed_parameters(
+            Architecture, "catdog_fast.architecture", normalization=normalization
+        )
+        model = build_catdog_model((128, 128), architecture.root)
+        kinds[normalization] = [type(layer).__name__ for layer in model.layers]
+        assert model.count_params() == 980_961 and model.output_shape == (None, 1)
+    assert sorted(kinds["pooling"]) == sorted(kinds["convolution"])
+    # Each of the first four stages: convolution, pooling, then its normalisation.
+    stages = "".join(kind[0] for kind in kinds["pooling"] if kind != "Activation")
+    assert "CMBCMBCMBCMBCB" in stages
+    assert "CBM" not in stages
+
+
+def test_normalising_after_pooling_needs_plain_blocks():
+    with pytest.raises(ValueError, match="normalization: pooling is an option of block: plain"):
+        typed_parameters(
+            Architecture,
+            "catdog_fast.architecture",
+            block="residual",
+            normalization="pooling",
+        )

@@ -84,11 +84,18 @@ def build_catdog_convnet_augmented(
 
 
 def _conv_bn_relu(
-    x: keras.KerasTensor, filters: int, separable: bool, padding: str = "valid"
+    x: keras.KerasTensor,
+    filters: int,
+    separable: bool,
+    padding: str = "valid",
+    pool: bool = False,
 ) -> keras.KerasTensor:
-    """A convolution without bias, batch normalisation, ReLU (section 9.3.3)."""
+    """A convolution without bias, batch normalisation, ReLU (section 9.3.3); with
+    ``pool``, a 2x2 max pool between the convolution and the normalisation."""
     convolution = layers.SeparableConv2D if separable else layers.Conv2D
     x = convolution(filters, 3, padding=padding, use_bias=False)(x)
+    if pool:
+        x = layers.MaxPooling2D(pool_size=2)(x)
     x = layers.BatchNormalization()(x)
     return layers.Activation("relu")(x)
 
@@ -103,11 +110,14 @@ def build_catdog_convnet_fast(
     rotation: float,
     zoom: float,
     translation: float = 0.0,
+    normalization: str = "convolution",
 ) -> keras.Model:
     """The book's convnet with chapter 9's patterns (sections 9.3.2 to 9.3.4).
 
     Listing 8.16's augmentation and rescaling, then ``plain``: listing 8.16's
-    convolutions and pooling, each convolution normalised; or ``residual``: a first
+    convolutions and pooling, each convolution normalised (``normalization:
+    pooling``: each pooled output instead, the same layers in another order); or
+    ``residual``: a first
     convolution and pooling, then per width two convolutions, pooling and a 1x1
     projected shortcut added back. ``separable`` makes every convolution after the
     first depthwise-separable. Global average pooling instead of ``Flatten``, dropout,
@@ -117,7 +127,11 @@ def build_catdog_convnet_fast(
     inputs = keras.Input(shape=(*image_size, 3))
     x = build_data_augmentation(rotation=rotation, zoom=zoom, translation=translation)(inputs)
     x = layers.Rescaling(1.0 / 255)(x)
-    if block == "plain":
+    if block == "plain" and normalization == "pooling":
+        for index, filters in enumerate(widths):
+            last = index == len(widths) - 1
+            x = _conv_bn_relu(x, filters, separable=separable and index > 0, pool=not last)
+    elif block == "plain":
         for index, filters in enumerate(widths):
             if index:
                 x = layers.MaxPooling2D(pool_size=2)(x)
@@ -211,6 +225,7 @@ def build_catdog_model(
             rotation=architecture.augmentation.rotation,
             zoom=architecture.augmentation.zoom,
             translation=architecture.augmentation.translation,
+            normalization=architecture.normalization,
         )
     if isinstance(architecture, ConvnetAugmented):
         return build_catdog_convnet_augmented(

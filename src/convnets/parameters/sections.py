@@ -98,9 +98,22 @@ class ConvnetFast(Params):
     widths: IntList  # filters per stage
     block: Literal["plain", "residual"]  # plain: conv-BN-ReLU; residual: 2 convs + shortcut
     convolution: Literal["standard", "separable"]  # separable: all but the first conv
+    # pooling (plain blocks): each max pool before its normalisation, a quarter of the
+    # pixels to normalise; what bfloat16's speed-up depends on (docs/catdog_fast.md).
+    normalization: Annotated[
+        Literal["convolution", "pooling"],
+        Field(exclude_if=lambda value: value == "convolution"),  # out of older fingerprints
+    ] = "convolution"
     dropout: UnitInterval
     augmentation: FastAugmentation
     flip_averaging: bool  # predict with the mean over the picture and its mirror image
+
+    @field_validator("normalization")
+    @classmethod
+    def _pooling_needs_plain_blocks(cls, normalization: str, info: ValidationInfo) -> str:
+        if normalization == "pooling" and info.data.get("block") != "plain":
+            raise ValueError("normalization: pooling is an option of block: plain")
+        return normalization
 
 
 class ConvnetXception(Params):

@@ -38,6 +38,8 @@ BOOK_OVERRIDES = [f"{BOOK}.training.precision=float32"]
 
 def worker(recipe: str, split_dir: Path, cache_dir: Path, overrides: list[str]) -> dict:
     """Two epochs of ``recipe`` in this process; the second is the measured one."""
+    import keras  # noqa: PLC0415
+
     from convnets.datasets import ImageArrayDataset, ImageFolderDataset  # noqa: PLC0415
     from convnets.models import build_catdog_model  # noqa: PLC0415
     from convnets.parameters import (  # noqa: PLC0415
@@ -49,7 +51,7 @@ def worker(recipe: str, split_dir: Path, cache_dir: Path, overrides: list[str]) 
         parse,
     )
     from convnets.pipelines.image_classifier import nodes  # noqa: PLC0415
-    from convnets.training import compile_model  # noqa: PLC0415
+    from convnets.training import compile_model, precision_policy  # noqa: PLC0415
 
     if recipe == BOOK:
         overrides = [*overrides, *BOOK_OVERRIDES]
@@ -62,7 +64,10 @@ def worker(recipe: str, split_dir: Path, cache_dir: Path, overrides: list[str]) 
     split = ImageFolderDataset(path=str(split_dir)).load()
     cache.save(nodes.decode_images(split, data, image_input))
     train, validation, _ = nodes.make_datasets(cache.load(), image_input)
-    model = build_catdog_model(image_input.image_size, architecture.root)
+    # As the pipeline builds it: the recipe's precision (the book's is float32, above).
+    with precision_policy(training.precision):
+        model = build_catdog_model(image_input.image_size, architecture.root)
+        policy = keras.config.dtype_policy().name
     compile_model(model, training, steps_per_epoch=int(train.cardinality()))
     timings = []
     for _ in range(2):
@@ -76,6 +81,7 @@ def worker(recipe: str, split_dir: Path, cache_dir: Path, overrides: list[str]) 
         "epoch_cpu_s": timings[1][1],
         "train_images": 2 * data.subsets.train.size,
         "image_size": list(image_input.image_size),
+        "dtype_policy": policy,
     }
 
 

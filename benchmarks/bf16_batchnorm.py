@@ -36,9 +36,10 @@ def worker(precision: str, normalization: str, steps: int) -> dict:
     import keras  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    from convnets import models  # noqa: PLC0415
-    from convnets.parameters import Architecture, ImageInput, Training, conf_parameters, parse  # noqa: PLC0415
-    from convnets.training import compile_model, precision_policy  # noqa: PLC0415
+    from convnets.config.keys import conf_parameters  # noqa: PLC0415
+    from convnets.ml import models  # noqa: PLC0415
+    from convnets.ml.training import compile_model, precision_policy  # noqa: PLC0415
+    from convnets.parameters import Architecture, ImageInput, Training, parse  # noqa: PLC0415
 
     params = conf_parameters(ROOT / "conf")["catdog_fast"]
     image_input = parse(ImageInput, "catdog_fast.input", params["input"])
@@ -86,7 +87,7 @@ def main() -> None:
         precision, normalization = args.worker
         print(json.dumps(worker(precision, normalization, args.steps)))  # noqa: T201
         return
-    from convnets.hardware import cpu_flags  # noqa: PLC0415
+    from convnets.ml.hardware import cpu_flags  # noqa: PLC0415
 
     runs = []
     for round_number in range(args.rounds):

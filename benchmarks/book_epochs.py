@@ -28,7 +28,7 @@ from pathlib import Path
 
 from worker import run_worker  # benchmarks/worker.py, beside this script
 
-from convnets.hardware import compute_flags
+from convnets.ml.hardware import compute_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = "catdog"
@@ -40,18 +40,12 @@ def worker(recipe: str, split_dir: Path, cache_dir: Path, overrides: list[str]) 
     """Two epochs of ``recipe`` in this process; the second is the measured one."""
     import keras  # noqa: PLC0415
 
+    from convnets.config.keys import conf_parameters  # noqa: PLC0415
     from convnets.datasets import ImageArrayDataset, ImageFolderDataset  # noqa: PLC0415
-    from convnets.models import build_catdog_model  # noqa: PLC0415
-    from convnets.parameters import (  # noqa: PLC0415
-        Architecture,
-        CatsVsDogsData,
-        ImageInput,
-        Training,
-        conf_parameters,
-        parse,
-    )
+    from convnets.ml.models import build_catdog_model  # noqa: PLC0415
+    from convnets.ml.training import compile_model, precision_policy  # noqa: PLC0415
+    from convnets.parameters import Architecture, CatsVsDogsData, ImageInput, Training, parse  # noqa: PLC0415
     from convnets.pipelines.image_classifier import nodes  # noqa: PLC0415
-    from convnets.training import compile_model, precision_policy  # noqa: PLC0415
 
     if recipe == BOOK:
         overrides = [*overrides, *BOOK_OVERRIDES]

@@ -29,9 +29,9 @@ import yaml
 from PIL import Image
 
 from convnets.datasets import ImageArchiveDataset, ImageFolderDataset, JsonStateDataset
+from convnets.ml.training import peak_rss_mb
 from convnets.parameters import CatsVsDogsData, parse
 from convnets.pipelines.cats_vs_dogs_data.nodes import make_subset
-from convnets.training import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("benchmarks.ingestion")

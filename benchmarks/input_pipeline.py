@@ -52,13 +52,9 @@ def _pread_reader():
 
 def prepare(split_dir: Path, cache_dir: Path, image_size: tuple[int, int]) -> None:
     """Decode the split once at ``image_size`` with the project's own node and dataset."""
+    from convnets.config.keys import conf_parameters  # noqa: PLC0415
     from convnets.datasets import ImageArrayDataset, ImageFolderDataset  # noqa: PLC0415
-    from convnets.parameters import (  # noqa: PLC0415
-        CatsVsDogsData,
-        ImageInput,
-        conf_parameters,
-        parse,
-    )
+    from convnets.parameters import CatsVsDogsData, ImageInput, parse  # noqa: PLC0415
     from convnets.pipelines.image_classifier.nodes import decode_images  # noqa: PLC0415
 
     params = conf_parameters(ROOT / "conf")

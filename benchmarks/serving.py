@@ -56,8 +56,8 @@ def bare_and_predict_path(model_uri: str, pictures: list[bytes], rounds: int) ->
     import mlflow  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    from convnets.preprocessing import to_model_input  # noqa: PLC0415
-    from convnets.serving import classify  # noqa: PLC0415
+    from convnets.ml.preprocessing import to_model_input  # noqa: PLC0415
+    from convnets.serving.model import classify  # noqa: PLC0415
 
     served = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
     model, config = served.keras_model, served.config
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/serving.json")
     args = parser.parse_args()
     from convnets import quiet  # noqa: PLC0415
-    from convnets.hardware import cpu_flags, resolve_precision  # noqa: PLC0415
+    from convnets.ml.hardware import cpu_flags, resolve_precision  # noqa: PLC0415
 
     quiet.install()
     pictures = _pictures(args.pictures, args.limit)

@@ -81,7 +81,7 @@ def book_datasets(split_dir: Path, batch_size: int = 32):
 
 
 def book_model():
-    """Listings 8.14 and 8.16, as printed (kept apart from convnets.models on purpose:
+    """Listings 8.14 and 8.16, as printed (kept apart from convnets.ml.models on purpose:
     this is the reference the project is measured against)."""
     import keras  # noqa: PLC0415
     from keras import layers  # noqa: PLC0415
@@ -163,7 +163,7 @@ def _train_rate(model, dataset, batch_size: int, warmup: int, steps: int) -> flo
 
 def _catdog_params() -> dict[str, Any]:
     """conf/base's parameters, as ``kedro run`` would start from."""
-    from convnets.parameters import conf_parameters  # noqa: PLC0415
+    from convnets.config.keys import conf_parameters  # noqa: PLC0415
 
     return conf_parameters(ROOT / "conf")
 
@@ -173,7 +173,8 @@ def _project_setup(split_dir: Path, work: Path, options: dict[str, Any]):
     import keras  # noqa: PLC0415
 
     from convnets.datasets import ImageArrayDataset, ImageFolderDataset  # noqa: PLC0415
-    from convnets.models import build_catdog_model  # noqa: PLC0415
+    from convnets.ml.models import build_catdog_model  # noqa: PLC0415
+    from convnets.ml.training import compile_model, precision_policy  # noqa: PLC0415
     from convnets.parameters import (  # noqa: PLC0415
         Architecture,
         CatsVsDogsData,
@@ -182,7 +183,6 @@ def _project_setup(split_dir: Path, work: Path, options: dict[str, Any]):
         parse,
     )
     from convnets.pipelines.image_classifier import nodes  # noqa: PLC0415
-    from convnets.training import compile_model, precision_policy  # noqa: PLC0415
 
     params = _catdog_params()
     image_input, training = dict(params["catdog"]["input"]), dict(params["catdog"]["training"])
@@ -230,7 +230,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         result["epoch_cpu_s"] = sum(os.times()[:2]) - cpu  # user + system, this process
     result["compute_dtype"] = model.layers[-2].compute_dtype
     result["matmul_peak_gflops_per_s"] = matmul_peak_gflops()
-    from convnets.training import peak_rss_mb  # noqa: PLC0415
+    from convnets.ml.training import peak_rss_mb  # noqa: PLC0415
 
     result["peak_rss_mb"] = peak_rss_mb()
     return result
@@ -435,13 +435,13 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def resolve_precision(precision: str) -> tuple[str, str]:
-    from convnets.hardware import resolve_precision as resolve  # noqa: PLC0415
+    from convnets.ml.hardware import resolve_precision as resolve  # noqa: PLC0415
 
     return resolve(precision, gpus=[])  # what the CPU sides compute in
 
 
 def cpu_flags() -> frozenset[str]:
-    from convnets.hardware import cpu_flags as flags  # noqa: PLC0415
+    from convnets.ml.hardware import cpu_flags as flags  # noqa: PLC0415
 
     return flags()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import io
 import os
 import shutil
@@ -178,16 +180,22 @@ def http_server(tmp_path: Path):
         server.server_close()
 
 
-def conf_parameters(env: str | None = None) -> dict:
-    """The project's parameters as ``kedro run`` reads them (base, then ``env``)."""
-    from convnets.parameters import conf_parameters as load  # noqa: PLC0415
+@functools.cache
+def _project_parameters(env: str | None) -> dict:
+    from convnets.config.keys import conf_parameters as load  # noqa: PLC0415
 
     return load(PROJECT_ROOT / "conf", env)
 
 
+def conf_parameters(env: str | None = None) -> dict:
+    """The project's parameters as ``kedro run`` reads them (base, then ``env``), read
+    once per test run (conf/ does not change during one): a copy each call."""
+    return copy.deepcopy(_project_parameters(env))
+
+
 def typed_parameters(annotation, key: str, **changes):
     """The section ``key`` (dotted) of conf/base with ``changes``, parsed as ``annotation``."""
-    from convnets.config_loader import merged  # noqa: PLC0415
+    from convnets.config.loader import merged  # noqa: PLC0415
     from convnets.parameters import parse  # noqa: PLC0415
 
     value = conf_parameters()
@@ -227,7 +235,7 @@ def save_servable(keras_model, **changes):
     """``keras_model`` as the ``ServableModel`` a catdog run logs (``changes`` to its
     ``ServingConfig``)."""
     from convnets.parameters import CatsVsDogsData  # noqa: PLC0415
-    from convnets.serving import ServableModel, ServingConfig, ServingSpec  # noqa: PLC0415
+    from convnets.serving.model import ServableModel, ServingConfig, ServingSpec  # noqa: PLC0415
 
     data = typed_parameters(CatsVsDogsData, "cats_vs_dogs")
     config = ServingConfig(
@@ -250,7 +258,7 @@ def servable_model(keras_model, folder: Path, **changes):
     loads it (``mlflow.pyfunc.load_model``)."""
     import mlflow  # noqa: PLC0415
 
-    from convnets.datasets.mlflow_servable_model import save_servable_model  # noqa: PLC0415
+    from convnets.serving.servable_dataset import save_servable_model  # noqa: PLC0415
 
     save_servable_model(save_servable(keras_model, **changes), folder, ["mlflow"])
     return mlflow.pyfunc.load_model(str(folder))

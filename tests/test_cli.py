@@ -189,7 +189,7 @@ WATCH_TENSORFLOW = (
 
 
 def test_a_refused_second_run_and_the_help_do_not_import_tensorflow(kedro_project):
-    from convnets.project_lock import ProjectLock  # noqa: PLC0415
+    from convnets.durability.lock import ProjectLock  # noqa: PLC0415
 
     def watched(*args):
         return _watched(kedro_project, *args)[0]
@@ -303,7 +303,7 @@ def test_a_tracking_server_that_stays_down_gets_one_message_naming_the_resume_st
     import socket  # noqa: PLC0415
 
     from convnets.cli import _environment_failure  # noqa: PLC0415
-    from convnets.hooks import MLFLOW_HTTP_DEFAULTS, bound_mlflow_http_retries  # noqa: PLC0415
+    from convnets.hooks.tracking_store import MLFLOW_HTTP_DEFAULTS, bound_mlflow_http_retries  # noqa: PLC0415
 
     for name in MLFLOW_HTTP_DEFAULTS:
         monkeypatch.delenv(name, raising=False)
@@ -461,3 +461,20 @@ def test_an_unknown_env_and_key_are_refused_before_tensorflow_and_the_fixes_run(
     assert run.data.params["catdog.training.epochs"] == "1"
     decoded = kedro_project / "data" / "quick" / "03_primary" / "cats_vs_dogs_decoded"
     assert (decoded / "90x90").is_dir()
+
+
+def test_a_bad_value_is_refused_before_tensorflow_and_before_anything_is_written(kedro_project):
+    refused, seconds = _watched(
+        kedro_project,
+        "run",
+        "--pipelines=catdog",
+        "--env=quick",
+        "--params=catdog.training.epochs=-1",
+    )
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "catdog.training.epochs: Input should be greater than 0 (got -1)" in refused.stderr
+    assert "Fix: --params=catdog.training.epochs=<value>" in refused.stderr
+    assert "TENSORFLOW False" in refused.stdout and "Traceback" not in refused.stderr
+    # About 2 s on an idle 2-core machine (docs/reliability.md); 8 s leaves room for load.
+    assert seconds < 8, seconds
+    assert not list(kedro_project.glob("mlflow.db"))  # nothing written

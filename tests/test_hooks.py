@@ -12,7 +12,7 @@ import mlflow
 import pytest
 from omegaconf import OmegaConf
 
-from convnets.hooks import PID_TAG
+from convnets.hooks.mlflow_run import PID_TAG
 from convnets.parameters import ParameterError
 from tests.conftest import remount, tmpfs
 from tests.pipelines.test_end_to_end import TINY_CATDOG, _run
@@ -69,7 +69,7 @@ def _flat(nested: dict, prefix: str = "") -> dict:
 def test_two_training_pipelines_in_one_run_are_refused():
     from kedro.pipeline import Pipeline  # noqa: PLC0415
 
-    from convnets.hooks import ParameterCheck  # noqa: PLC0415
+    from convnets.config.check import ParameterCheck  # noqa: PLC0415
 
     with pytest.raises(ParameterError, match="Run one training pipeline at a time, not catdog"):
         ParameterCheck().before_pipeline_run(
@@ -103,7 +103,7 @@ def _wait_for(condition, process, seconds: float = 120):
 
 
 def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(kedro_project):
-    from convnets.hooks import KILLED_REASON_TAG, PID_TAG  # noqa: PLC0415
+    from convnets.hooks.mlflow_run import KILLED_REASON_TAG, PID_TAG  # noqa: PLC0415
 
     mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")
     process = _kedro_run_process(
@@ -137,8 +137,8 @@ def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(kedro_projec
 
 
 def test_a_second_run_in_the_same_folder_is_refused_while_the_first_lives(kedro_project):
-    from convnets.hooks import PID_TAG  # noqa: PLC0415
-    from convnets.project_lock import HOLDER_NAME, ProjectBusy, mark_as_staging  # noqa: PLC0415
+    from convnets.durability.lock import HOLDER_NAME, ProjectBusy, mark_as_staging  # noqa: PLC0415
+    from convnets.hooks.mlflow_run import PID_TAG  # noqa: PLC0415
 
     data = kedro_project / "data"
     process = _kedro_run_process(
@@ -171,10 +171,10 @@ def test_the_lock_hook_removes_only_what_killed_runs_of_the_project_left(tmp_pat
     import json  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    from convnets import scratch  # noqa: PLC0415
-    from convnets.hooks import ProjectLockCheck  # noqa: PLC0415
-    from convnets.project_lock import make_staging_dir  # noqa: PLC0415
-    from convnets.scratch import OWNER_FILE, scratch_dir  # noqa: PLC0415
+    from convnets.durability import scratch  # noqa: PLC0415
+    from convnets.durability.lock import make_staging_dir  # noqa: PLC0415
+    from convnets.durability.scratch import OWNER_FILE, scratch_dir  # noqa: PLC0415
+    from convnets.hooks.lock import ProjectLockCheck  # noqa: PLC0415
 
     temp = tmp_path / "tmp"
     temp.mkdir()
@@ -204,7 +204,7 @@ def test_the_lock_hook_removes_only_what_killed_runs_of_the_project_left(tmp_pat
 
 
 def test_a_damaged_tracking_database_is_named_with_what_to_do(kedro_project):
-    from convnets.hooks import TrackingStoreError  # noqa: PLC0415
+    from convnets.hooks.tracking_store import TrackingStoreError  # noqa: PLC0415
 
     (kedro_project / "mlflow.db").write_bytes(b"this is not an sqlite database" * 100)
     with pytest.raises(TrackingStoreError, match=r"mlflow\.db cannot be read .*mv "):
@@ -213,7 +213,7 @@ def test_a_damaged_tracking_database_is_named_with_what_to_do(kedro_project):
 
 
 def test_a_locked_tracking_database_is_named(kedro_project):
-    from convnets.hooks import TrackingStoreError, check_tracking_store  # noqa: PLC0415
+    from convnets.hooks.tracking_store import TrackingStoreError, check_tracking_store  # noqa: PLC0415
 
     database = kedro_project / "mlflow.db"
     mlflow.set_tracking_uri(f"sqlite:///{database}")
@@ -257,7 +257,7 @@ def _kedro_cli_process(project, *args: str) -> subprocess.Popen:
 
 @pytest.mark.faults
 def test_two_first_runs_at_once_make_one_store_and_the_second_is_refused(kedro_project):
-    from convnets.project_lock import LOCK_NAME  # noqa: PLC0415
+    from convnets.durability.lock import LOCK_NAME  # noqa: PLC0415
 
     assert not (kedro_project / "mlflow.db").exists()
     args = ("--pipelines=mnist", "--params=mnist.training.epochs=100000")
@@ -299,7 +299,7 @@ def _new_store(database) -> None:
 def test_a_half_migrated_tracking_database_is_named_with_what_to_do(tmp_path):
     import sqlite3  # noqa: PLC0415
 
-    from convnets.hooks import TrackingStoreError, check_tracking_store  # noqa: PLC0415
+    from convnets.hooks.tracking_store import TrackingStoreError, check_tracking_store  # noqa: PLC0415
 
     leftover, unstamped = tmp_path / "leftover.db", tmp_path / "unstamped.db"
     for database in (leftover, unstamped):
@@ -315,7 +315,7 @@ def test_a_half_migrated_tracking_database_is_named_with_what_to_do(tmp_path):
 
 
 def test_a_read_only_tracking_database_is_named_with_what_to_do(tmp_path):
-    from convnets.hooks import TrackingStoreError, check_tracking_store  # noqa: PLC0415
+    from convnets.hooks.tracking_store import TrackingStoreError, check_tracking_store  # noqa: PLC0415
 
     database = tmp_path / "mlflow.db"
     _new_store(database)
@@ -338,7 +338,7 @@ def read_only_folder(tmp_path):
 
 
 def test_a_tracking_database_on_a_read_only_mount_is_named_with_what_to_do(read_only_folder):
-    from convnets.hooks import TrackingStoreError, check_tracking_store  # noqa: PLC0415
+    from convnets.hooks.tracking_store import TrackingStoreError, check_tracking_store  # noqa: PLC0415
 
     database = read_only_folder / "mlflow.db"
     with pytest.raises(TrackingStoreError, match=rf"{database} cannot be written.*chmod u\+w"):
@@ -346,7 +346,8 @@ def test_a_tracking_database_on_a_read_only_mount_is_named_with_what_to_do(read_
 
 
 def test_a_copied_project_does_not_write_into_the_original(kedro_project, tmp_path, monkeypatch):
-    from convnets.hooks import TrackingStoreError, check_artifact_location  # noqa: PLC0415
+    from convnets.hooks.experiment import check_artifact_location  # noqa: PLC0415
+    from convnets.hooks.tracking_store import TrackingStoreError  # noqa: PLC0415
 
     uri = f"sqlite:///{kedro_project / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri)
@@ -370,7 +371,7 @@ def test_a_copied_project_does_not_write_into_the_original(kedro_project, tmp_pa
 def test_mlflow_http_calls_to_a_server_that_is_down_give_up_within_seconds(monkeypatch):
     import socket  # noqa: PLC0415
 
-    from convnets.hooks import MLFLOW_HTTP_DEFAULTS, bound_mlflow_http_retries  # noqa: PLC0415
+    from convnets.hooks.tracking_store import MLFLOW_HTTP_DEFAULTS, bound_mlflow_http_retries  # noqa: PLC0415
 
     for name in MLFLOW_HTTP_DEFAULTS:
         monkeypatch.delenv(name, raising=False)
@@ -430,7 +431,7 @@ def test_an_unknown_key_is_refused_in_a_session_started_without_the_cli(kedro_pr
 def test_a_training_with_a_pipeline_that_reads_its_results_is_refused(reader):
     from kedro.pipeline import Pipeline  # noqa: PLC0415
 
-    from convnets.hooks import ParameterCheck  # noqa: PLC0415
+    from convnets.config.check import ParameterCheck  # noqa: PLC0415
 
     with pytest.raises(
         ParameterError, match=f"Run {reader} in a kedro run of its own, not with catdog"

@@ -7,6 +7,9 @@ import pytest
 from kedro.framework.cli.utils import _split_params
 from pydantic import ValidationError
 
+from convnets.config import costs
+from convnets.config.costs import image_input_costs, mnist_costs
+from convnets.config.keys import check_environment, check_parameter_keys
 from convnets.parameters import (
     Architecture,
     BookEpoch,
@@ -19,12 +22,7 @@ from convnets.parameters import (
     ParameterError,
     Predict,
     Training,
-    check_environment,
-    check_parameter_keys,
-    costs,
-    image_input_costs,
     keeping_invalid_sections,
-    mnist_costs,
     parse,
 )
 from tests.conftest import PROJECT_ROOT, conf_parameters, typed_parameters

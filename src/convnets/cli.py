@@ -28,8 +28,8 @@ import click
 from kedro.framework.cli.project import run as kedro_run
 from kedro.io import DatasetError
 
+from convnets.durability.lock import ProjectLock
 from convnets.errors import UserError
-from convnets.project_lock import ProjectLock
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,6 @@ def _expected(error: BaseException) -> BaseException | None:
         seen.add(id(error))
         if isinstance(error, UserError):
             return error
-        if isinstance(error, ValueError) and "Failed to find the pipeline named" in str(error):
-            return error
         error = error.__cause__
     return None
 
@@ -91,16 +89,16 @@ def _tracking_uri() -> str:
 
 
 def _data_root(project_path: Path, env: str | None) -> str:
-    """``data_root`` of conf/<env>/globals.yml, else conf/base's, else ``data``."""
-    import yaml  # noqa: PLC0415
+    """``data_root`` of the environment's globals, as the catalog reads it."""
+    from convnets.config.loader import ProjectConfigLoader  # noqa: PLC0415
 
-    for folder in (env or "local", "base"):
-        try:
-            values = yaml.safe_load((project_path / "conf" / folder / "globals.yml").read_text())
-            return str(values["data_root"])
-        except (OSError, yaml.YAMLError, TypeError, KeyError):
-            continue
-    return "data"
+    loader = ProjectConfigLoader(
+        str(project_path / "conf"), env=env, base_env="base", default_run_env="local"
+    )
+    try:
+        return str(loader["globals"]["data_root"])
+    except Exception:  # noqa: BLE001 - only to name a folder in a message
+        return "data"
 
 
 def _unreachable_server(link: BaseException, server: str) -> bool:
@@ -200,23 +198,22 @@ def _command_with(option: str, value: str, short: str | None = None) -> str:
 
 
 def _check_conf(project_path: Path, kwargs: dict[str, Any]) -> None:
-    """An unknown environment or parameter key, refused before anything is imported or
-    locked: Kedro would ignore the key, and fail on a missing environment much later."""
+    """The run's configuration (``config.check.check_run``), refused before the pipelines,
+    TensorFlow and the lock: Kedro would ignore an unknown key, and fail on a missing
+    environment or a bad value much later."""
     import os  # noqa: PLC0415
 
-    from convnets.parameters import check_environment, check_parameter_keys  # noqa: PLC0415
+    from convnets.config.check import check_run  # noqa: PLC0415
 
     conf_source = Path(kwargs.get("conf_source") or project_path / "conf")
     if not conf_source.is_dir():
         return  # an archive: Kedro reads it
-    env = kwargs.get("env") or os.environ.get("KEDRO_ENV")
-    if env:
-        check_environment(conf_source, env, lambda name: _command_with("--env", name, "-e"))
-    check_parameter_keys(
+    check_run(
         conf_source,
-        env or "local",
+        kwargs.get("env") or os.environ.get("KEDRO_ENV"),
         kwargs.get("params"),
-        lambda params: _command_with("--params", params),
+        list(kwargs.get("pipelines") or []),
+        _command_with,
     )
 
 

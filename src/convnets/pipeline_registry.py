@@ -13,18 +13,32 @@ package under several namespaces. Each pipeline is built when it is first used, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from kedro.pipeline import Pipeline
+
+from convnets.parameters import (
+    Architecture,
+    BookEpoch,
+    CatsVsDogsData,
+    Explain,
+    ImageInput,
+    MnistTraining,
+    Predict,
+    Report,
+    Serving,
+    Training,
+)
 
 __all__ = [
     "REGISTRY",
     "TRAINING_PIPELINES",
     "Registered",
     "register_pipelines",
+    "sections_of",
     "training_packages",
     "training_pipelines",
 ]
@@ -49,15 +63,18 @@ class BuiltOnFirstUse(Pipeline):
 
 @dataclass(frozen=True)
 class Registered:
-    """One pipeline of the registry: how it is built, and what it trains.
+    """One pipeline of the registry: how it is built, what it trains, what it reads.
 
     ``trains`` names the pipeline package whose training node (tag ``training``) it runs
-    (``None``: it trains no model). It is declared, not read from the nodes, so that
-    naming the training pipelines builds none; a test checks the two agree.
+    (``None``: it trains no model). ``sections`` are the parameter sections its nodes
+    parse, with their models, so that ``config.check`` can check a run's values before
+    any pipeline (and TensorFlow) is imported. Both are declared, not read from the
+    nodes, so that naming them builds nothing; tests check them against the nodes.
     """
 
     build: Callable[[], Pipeline]
     trains: str | None = None
+    sections: Mapping[str, type] = field(default_factory=dict)
 
 
 def _catdog(namespace: str, **options: bool) -> Pipeline:
@@ -100,32 +117,49 @@ def _report() -> Pipeline:
 
 IMAGE_CLASSIFIER, MNIST = "image_classifier", "mnist"  # the packages that train
 
+
+def _image_classifier_sections(namespace: str) -> dict[str, type]:
+    return {
+        "cats_vs_dogs": CatsVsDogsData,
+        "serving": Serving,
+        f"{namespace}.input": ImageInput,
+        f"{namespace}.architecture": Architecture,
+        f"{namespace}.training": Training,
+    }
+
+
+def _catdog_entry(namespace: str, **options: bool) -> Registered:
+    return Registered(
+        partial(_catdog, namespace, **options),
+        trains=IMAGE_CLASSIFIER,
+        sections=_image_classifier_sections(namespace),
+    )
+
+
+def _mnist_entry(namespace: str = "mnist", **options: str) -> Registered:
+    build = partial(_mnist, namespace=namespace, **options) if options else _mnist
+    sections = {"serving": Serving, f"{namespace}.training": MnistTraining}
+    return Registered(build, trains=MNIST, sections=sections)
+
+
 # In the report's order. A training pipeline's name is its namespace: its parameter
 # section (conf/base/parameters_*.yml) and its MLflow parameters carry it.
 REGISTRY: dict[str, Registered] = {
-    "mnist": Registered(_mnist, trains=MNIST),  # listings 8.1-8.3
-    "fashion_mnist": Registered(  # the same convnet on Fashion-MNIST
-        partial(_mnist, namespace="fashion_mnist", raw_dataset="fashion_mnist_raw"),
-        trains=MNIST,
-    ),
-    "catdog": Registered(  # listing 8.16, the default
-        partial(_catdog, "catdog", augmentation_figure=True), trains=IMAGE_CLASSIFIER
-    ),
-    "catdog_baseline": Registered(  # listing 8.10
-        partial(_catdog, "catdog_baseline"), trains=IMAGE_CLASSIFIER
-    ),
-    "catdog_xception": Registered(  # section 9.3.5's mini Xception-like model
-        partial(_catdog, "catdog_xception", augmentation_figure=True),
-        trains=IMAGE_CLASSIFIER,
-    ),
-    "catdog_fast": Registered(  # chapter 9's patterns, chosen by measurement
-        partial(_catdog, "catdog_fast", augmentation_figure=True),
-        trains=IMAGE_CLASSIFIER,
-    ),
-    "predict": Registered(_predict),
-    "explain": Registered(_explain),  # section 9.4: activations, filters, Grad-CAM; ROC
-    "report": Registered(_report),
-    "book_epoch": Registered(_book_epoch),  # the book's epoch timed: the unit of a cost
+    "mnist": _mnist_entry(),  # listings 8.1-8.3
+    # the same convnet on Fashion-MNIST
+    "fashion_mnist": _mnist_entry("fashion_mnist", raw_dataset="fashion_mnist_raw"),
+    "catdog": _catdog_entry("catdog", augmentation_figure=True),  # listing 8.16, the default
+    "catdog_baseline": _catdog_entry("catdog_baseline"),  # listing 8.10
+    # section 9.3.5's mini Xception-like model
+    "catdog_xception": _catdog_entry("catdog_xception", augmentation_figure=True),
+    # chapter 9's patterns, chosen by measurement
+    "catdog_fast": _catdog_entry("catdog_fast", augmentation_figure=True),
+    "predict": Registered(_predict, sections={"predict": Predict}),
+    # section 9.4: activations, filters, Grad-CAM; ROC
+    "explain": Registered(_explain, sections={"explain": Explain, "cats_vs_dogs": CatsVsDogsData}),
+    "report": Registered(_report, sections={"report": Report}),
+    # the book's epoch timed: the unit of a cost
+    "book_epoch": Registered(_book_epoch, sections={"book_epoch": BookEpoch}),
 }
 DEFAULT_PIPELINE = "catdog"
 
@@ -142,6 +176,16 @@ def training_pipelines() -> tuple[str, ...]:
 
 # One MLflow run each: the parameter hook refuses two in one run.
 TRAINING_PIPELINES = training_pipelines()
+
+
+def sections_of(names: list[str]) -> dict[str, type]:
+    """The parameter sections the registered pipelines ``names`` parse, with their models
+    (unknown names are left out: the caller reports them)."""
+    sections: dict[str, type] = {}
+    for name in names:
+        entry = REGISTRY.get(DEFAULT_PIPELINE if name == "__default__" else name)
+        sections.update(entry.sections if entry else {})
+    return sections
 
 
 def register_pipelines() -> dict[str, Pipeline]:

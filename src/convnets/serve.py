@@ -21,7 +21,7 @@ def check_model_uri(model_uri: str) -> str | None:
     """``None`` when MLflow can resolve ``model_uri``, else the message to print."""
     import mlflow  # noqa: PLC0415
 
-    from convnets.datasets.servable_model_source import unknown_model_message  # noqa: PLC0415
+    from convnets.serving.model_source import unknown_model_message  # noqa: PLC0415
 
     try:
         mlflow.models.get_model_info(model_uri)  # reads the model's metadata, writes nothing

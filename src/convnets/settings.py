@@ -6,8 +6,8 @@ from convnets import quiet
 
 quiet.install()  # before Kedro builds its config loader and any pipeline imports TensorFlow
 
-from convnets.config_loader import ProjectConfigLoader  # noqa: E402
-from convnets.context import ProjectContext  # noqa: E402
+from convnets.config.context import ProjectContext  # noqa: E402
+from convnets.config.loader import ProjectConfigLoader  # noqa: E402
 from convnets.hooks import GuardHook, ProjectMlflowHook, TrainingStateHook  # noqa: E402
 
 

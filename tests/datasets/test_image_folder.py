@@ -198,7 +198,7 @@ def test_the_staging_folder_of_a_killed_write_is_marked_and_removed_by_the_next_
     import sys  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
-    from convnets.project_lock import STAGING_MARK, remove_stale_staging  # noqa: PLC0415
+    from convnets.durability.lock import STAGING_MARK, remove_stale_staging  # noqa: PLC0415
 
     split = tmp_path / "split"
     process = subprocess.Popen(
@@ -220,7 +220,7 @@ def test_the_old_folder_renamed_aside_is_marked_and_the_written_one_is_not(tmp_p
     import os  # noqa: PLC0415
 
     from convnets.datasets.image_folder import replace_folder  # noqa: PLC0415
-    from convnets.project_lock import STAGING_MARK, remove_stale_staging  # noqa: PLC0415
+    from convnets.durability.lock import STAGING_MARK, remove_stale_staging  # noqa: PLC0415
 
     split = tmp_path / "split"
     replace_folder(split, lambda staging: (staging / "cat.0.jpg").write_bytes(b"old"))

@@ -5,7 +5,9 @@ import pytest
 from kedro.framework.hooks.manager import _create_hook_manager, _register_hooks
 
 from convnets import settings
-from convnets.hooks import GuardHook, ProjectMlflowHook, TrainingStateHook
+from convnets.hooks.guard import GuardHook
+from convnets.hooks.mlflow_run import ProjectMlflowHook
+from convnets.hooks.training_state import TrainingStateHook
 from convnets.parameters import ParameterError
 
 # What each hook of a run's life calls, first to last, among the project's hooks.

@@ -2,9 +2,9 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from convnets.hooks import TrainingStateHook
-from convnets.node_tags import RELEASES_TRAINING_STATE
+from convnets.hooks.training_state import TrainingStateHook
 from convnets.pipeline_registry import register_pipelines
+from convnets.pipelines import RELEASES_TRAINING_STATE
 
 
 def _identity(value):

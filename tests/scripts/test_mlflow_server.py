@@ -94,7 +94,7 @@ def test_a_run_on_the_server_env_lands_in_postgresql(tracking_server, kedro_proj
 
 
 def test_an_unreachable_server_fails_fast_naming_it(kedro_project):
-    from convnets.hooks import TrackingStoreError  # noqa: PLC0415
+    from convnets.hooks.tracking_store import TrackingStoreError  # noqa: PLC0415
 
     uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
     _point_server_env_at(kedro_project, uri)

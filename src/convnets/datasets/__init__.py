@@ -12,14 +12,14 @@ from convnets.datasets.image_folder import ImageFolder, ImageFolderDataset, Lazy
 from convnets.datasets.json_state import JsonStateDataset
 from convnets.datasets.keras_npz import KerasNpzDataset
 from convnets.datasets.mlflow_runs import MlflowRunsDataset
-from convnets.datasets.mlflow_servable_model import MlflowServableModelDataset
 from convnets.datasets.mlflow_tags import MlflowTagsDataset
 from convnets.datasets.picture_folder import PictureFolderDataset
-from convnets.datasets.servable_model_source import (
+from convnets.datasets.training_state import TrainingStateDataset
+from convnets.serving.model_source import (
     ModelSourceDescriptionDataset,
     ServableModelSourceDataset,
 )
-from convnets.datasets.training_state import TrainingStateDataset
+from convnets.serving.servable_dataset import MlflowServableModelDataset
 
 __all__ = [
     "DecodedImageCache",

@@ -22,8 +22,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from convnets.durability.integrity import file_hash
 from convnets.errors import UserError
-from convnets.integrity import file_hash
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
 from convnets.datasets.image_folder import replace_folder
-from convnets.integrity import (
+from convnets.durability.integrity import (
     DamagedData,
     HashingWriter,
     check_files,

@@ -21,8 +21,8 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from convnets.integrity import DamagedData, check_files, record_of, set_aside, summary
-from convnets.project_lock import STAGING_MARK, make_staging_dir, mark_as_staging
+from convnets.durability.integrity import DamagedData, check_files, record_of, set_aside, summary
+from convnets.durability.lock import STAGING_MARK, make_staging_dir, mark_as_staging
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset
 
-from convnets.integrity import set_aside
+from convnets.durability.integrity import set_aside
 
 logger = logging.getLogger(__name__)
 

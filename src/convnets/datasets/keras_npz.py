@@ -12,7 +12,7 @@ import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
 from convnets.datasets.download import download
-from convnets.project_lock import staging_dir
+from convnets.durability.lock import staging_dir
 
 logger = logging.getLogger(__name__)
 

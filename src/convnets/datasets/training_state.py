@@ -8,7 +8,7 @@ from typing import Any
 import mlflow
 from kedro.io import AbstractDataset, DatasetError
 
-from convnets.training import TrainingState
+from convnets.ml.training import TrainingState
 
 
 class TrainingStateDataset(AbstractDataset[None, TrainingState]):

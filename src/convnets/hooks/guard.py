@@ -10,9 +10,9 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
+from convnets.config.check import ParameterCheck
 from convnets.hooks.experiment import open_tracking_store
 from convnets.hooks.lock import ProjectLockCheck
-from convnets.hooks.parameter_check import ParameterCheck
 
 PipelineCheck = Callable[[dict[str, Any], Pipeline, DataCatalog], None]
 

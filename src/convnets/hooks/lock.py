@@ -8,8 +8,8 @@ from typing import Any
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
-from convnets.project_lock import ProjectLock, remove_stale_staging
-from convnets.scratch import remove_abandoned_scratch
+from convnets.durability.lock import ProjectLock, remove_stale_staging
+from convnets.durability.scratch import remove_abandoned_scratch
 
 
 class ProjectLockCheck:

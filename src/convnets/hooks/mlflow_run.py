@@ -29,8 +29,8 @@ with warnings.catch_warnings(record=True):
     # KedroPipelineModel (defined on import; unused here) has no type hints.
     from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
 
+from convnets.durability.scratch import remove_scratch, scratch_dir
 from convnets.hooks.experiment import mlflow_conf
-from convnets.scratch import remove_scratch, scratch_dir
 
 logger = logging.getLogger(__name__)
 

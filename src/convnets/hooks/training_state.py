@@ -9,7 +9,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
-from convnets.node_tags import RELEASES_TRAINING_STATE
+from convnets.pipelines import RELEASES_TRAINING_STATE
 
 logger = logging.getLogger(__name__)
 

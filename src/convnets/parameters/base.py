@@ -2,7 +2,7 @@
 
 ``model_validate`` raises pydantic's ``ValidationError`` as any model does. Within
 ``keeping_invalid_sections()`` (around Kedro's parameter validation, see
-``convnets.context``) a section that does not parse becomes ``InvalidParameters``
+``convnets.config.context``) a section that does not parse becomes ``InvalidParameters``
 instead, so that ``convnets.hooks.ParameterCheck`` reports every problem of the run at once.
 """
 

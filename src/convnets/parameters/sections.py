@@ -134,7 +134,7 @@ class Architecture(
         ]
     ],
 ):
-    """``<model>.architecture``: which builder of ``convnets.models``; ``root`` is it."""
+    """``<model>.architecture``: which builder of ``convnets.ml.models``; ``root`` is it."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -186,7 +186,7 @@ class Loss(Params):
 @dataclass(frozen=True)
 class Fingerprinted:
     """A training field that changes what is computed: it is part of the resume
-    fingerprint (``convnets.training.fingerprint``), so a state saved with another value
+    fingerprint (``convnets.ml.training.fingerprint``), so a state saved with another value
     is not resumed. ``left_out_at``: for an option added since state format 2, the
     value it had before, at which it is left out so earlier states stay resumable.
     """
@@ -201,7 +201,7 @@ class NotFingerprinted:
     why: str
 
 
-# Every field of a training section says which it is (tests/training/test_fingerprint.py).
+# Every field of a training section says which it is (tests/ml/training/test_fingerprint.py).
 FINGERPRINTED = Fingerprinted()
 SPREAD = NotFingerprinted("how the training is spread over devices, not what it computes")
 

@@ -1,6 +1,6 @@
 """The book's epoch timed from a few steps of listing 8.16, with the processor's flags."""
 
-from convnets.hardware import compute_flags
+from convnets.ml.hardware import compute_flags
 from convnets.parameters import BookEpoch
 from convnets.pipelines.book_epoch import nodes
 from tests.conftest import typed_parameters

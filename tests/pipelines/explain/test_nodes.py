@@ -7,8 +7,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from convnets.datasets.image_folder import ImageFolder
-from convnets.explain import NotExplainable
-from convnets.models import build_catdog_convnet, with_flip_averaging
+from convnets.ml.explain import NotExplainable
+from convnets.ml.models import build_catdog_convnet, with_flip_averaging
 from convnets.parameters import CatsVsDogsData, Explain
 from convnets.pipelines.explain import nodes
 from tests.conftest import jpeg_bytes, servable_model, typed_parameters

@@ -4,7 +4,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from convnets.explain import NotExplainable
+from convnets.ml.explain import NotExplainable
 from tests.conftest import reset_mlflow
 from tests.pipelines.test_end_to_end import TINY_CATDOG, _run
 

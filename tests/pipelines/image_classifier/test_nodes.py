@@ -11,10 +11,10 @@ import pytest
 
 from convnets.datasets import ImageArchiveDataset, ImageArrayDataset, ImageFolderDataset
 from convnets.errors import UserError
+from convnets.ml.training import TrainingState
 from convnets.parameters import Architecture, CatsVsDogsData, ImageInput, Training
 from convnets.pipelines.cats_vs_dogs_data.nodes import make_subset
 from convnets.pipelines.image_classifier import nodes
-from convnets.training import TrainingState
 from tests.conftest import typed_parameters
 
 DATA = typed_parameters(

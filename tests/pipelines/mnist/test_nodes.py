@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from convnets.datasets import KerasNpzDataset
+from convnets.ml.training import TrainingState
 from convnets.parameters import MnistTraining, ParameterError, Serving
 from convnets.pipelines.mnist import nodes
-from convnets.training import TrainingState
 from tests.conftest import typed_parameters, write_mnist_npz
 
 

@@ -76,7 +76,7 @@ def test_predict_on_a_hostile_folder_gives_one_row_per_entry_quickly_in_bounded_
     from kedro.io import Version  # noqa: PLC0415
     from kedro_datasets.tensorflow import TensorFlowModelDataset  # noqa: PLC0415
 
-    from convnets.preprocessing import to_model_input  # noqa: PLC0415
+    from convnets.ml.preprocessing import to_model_input  # noqa: PLC0415
 
     checkpoint = kedro_project / "data" / "06_models" / "catdog" / "best_checkpoint.keras"
     version = "2026-01-01T00.00.00.000Z"

@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from convnets.ml.reporting import classification_tables, evaluation_metrics
 from convnets.pipelines.training_report.nodes import report_training
-from convnets.reporting import classification_tables, evaluation_metrics
 
 
 def test_classification_tables_count_and_divide_correctly():

@@ -9,11 +9,11 @@ import time
 import keras
 import numpy as np
 
-from convnets.hardware import PROCESSOR_FLAGS_TAG, compute_flags
-from convnets.models import build_catdog_model
+from convnets.ml.hardware import PROCESSOR_FLAGS_TAG, compute_flags
+from convnets.ml.models import build_catdog_model
+from convnets.ml.reporting import as_mlflow_metrics
+from convnets.ml.training import precision_policy
 from convnets.parameters import BookEpoch
-from convnets.reporting import as_mlflow_metrics
-from convnets.training import precision_policy
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import logging
 import pandas as pd
 
 from convnets.datasets import ImageArchive, LazyFile, UnreadableEntry
-from convnets.image_checks import check_image
+from convnets.ml.image_checks import check_image
+from convnets.ml.reporting import as_mlflow_metrics
 from convnets.parameters import SUBSET_NAMES, CatsVsDogsData
-from convnets.reporting import as_mlflow_metrics
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from mlflow.pyfunc import PyFuncModel
 
 from convnets.datasets import ImageFolder
 from convnets.errors import UserError
-from convnets.explain import (
+from convnets.ml.explain import (
     Explained,
     NotExplainable,
     calibration_table,
@@ -37,10 +37,10 @@ from convnets.explain import (
     plot_roc_and_precision_recall,
     spread_convolutions,
 )
+from convnets.ml.preprocessing import to_model_input
+from convnets.ml.reporting import as_mlflow_metrics
 from convnets.parameters import CatsVsDogsData, Explain
-from convnets.preprocessing import to_model_input
-from convnets.reporting import as_mlflow_metrics
-from convnets.serving import ServingConfig, classify, error_text
+from convnets.serving.model import ServingConfig, classify, error_text
 
 logger = logging.getLogger(__name__)
 

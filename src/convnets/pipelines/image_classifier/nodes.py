@@ -22,8 +22,25 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from convnets.datasets import DecodedImageCache, DecodedImages, ImageArrayFile, ImageFolder
-from convnets.hardware import PROCESSOR_FLAGS_TAG, compute_flags
-from convnets.models import build_catdog_model, build_data_augmentation, with_flip_averaging
+from convnets.ml.hardware import PROCESSOR_FLAGS_TAG, compute_flags
+from convnets.ml.models import build_catdog_model, build_data_augmentation, with_flip_averaging
+from convnets.ml.preprocessing import DECODER, decode_and_resize
+from convnets.ml.reporting import (
+    as_mlflow_metrics,
+    classification_tables,
+    evaluation_metrics,
+    plot_confusion_matrix,
+)
+from convnets.ml.training import (
+    EPOCH_TIME,
+    TrainingState,
+    compile_model,
+    distribution_scope,
+    fit_with_best_checkpoint,
+    ordered_batches,
+    peak_rss_mb,
+    precision_policy,
+)
 from convnets.parameters import (
     SUBSET_NAMES,
     Architecture,
@@ -35,24 +52,7 @@ from convnets.parameters import (
     Serving,
     Training,
 )
-from convnets.preprocessing import DECODER, decode_and_resize
-from convnets.reporting import (
-    as_mlflow_metrics,
-    classification_tables,
-    evaluation_metrics,
-    plot_confusion_matrix,
-)
-from convnets.serving import ServingConfig, ServingSpec
-from convnets.training import (
-    EPOCH_TIME,
-    TrainingState,
-    compile_model,
-    distribution_scope,
-    fit_with_best_checkpoint,
-    ordered_batches,
-    peak_rss_mb,
-    precision_policy,
-)
+from convnets.serving.model import ServingConfig, ServingSpec
 
 logger = logging.getLogger(__name__)
 

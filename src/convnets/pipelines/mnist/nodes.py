@@ -14,17 +14,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
-from convnets.models import build_mnist_convnet
-from convnets.parameters import MnistTraining, Serving
-from convnets.reporting import classification_tables, evaluation_metrics, plot_confusion_matrix
-from convnets.serving import ServingConfig, ServingSpec
-from convnets.training import (
+from convnets.ml.models import build_mnist_convnet
+from convnets.ml.reporting import classification_tables, evaluation_metrics, plot_confusion_matrix
+from convnets.ml.training import (
     TrainingState,
     compile_model,
     distribution_scope,
     fit_with_best_checkpoint,
     precision_policy,
 )
+from convnets.parameters import MnistTraining, Serving
+from convnets.serving.model import ServingConfig, ServingSpec
 
 logger = logging.getLogger(__name__)
 

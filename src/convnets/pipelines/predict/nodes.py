@@ -16,9 +16,9 @@ from mlflow.pyfunc import PyFuncModel
 from PIL import Image, ImageOps
 
 from convnets.datasets.picture_folder import NotARegularFile, PictureTooLarge, printable_name
+from convnets.ml.reporting import as_mlflow_metrics
 from convnets.parameters import Predict
-from convnets.reporting import as_mlflow_metrics
-from convnets.serving import (
+from convnets.serving.model import (
     ERROR_CODE_COLUMN,
     ERROR_COLUMN,
     IMAGE_COLUMN,

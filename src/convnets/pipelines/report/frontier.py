@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
-from convnets.hardware import PROCESSOR_FLAGS_TAG
+from convnets.ml.hardware import PROCESSOR_FLAGS_TAG
 from convnets.parameters import Report
 from convnets.pipelines.report.runs import (
     HEADLINE,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 from matplotlib.figure import Figure
 
-from convnets.reporting import plot_training_curves
-from convnets.serving import ServableModel, ServingSpec
+from convnets.ml.reporting import plot_training_curves
+from convnets.serving.model import ServableModel, ServingSpec
 
 
 def report_training(history: dict[str, list[float]], title: str) -> Figure:

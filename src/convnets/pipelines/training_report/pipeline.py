@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from convnets.node_tags import RELEASES_TRAINING_STATE
+from convnets.pipelines import RELEASES_TRAINING_STATE
 from convnets.pipelines.training_report import nodes
 
 

@@ -9,7 +9,7 @@ parse becomes ``InvalidParameters`` instead, for ``config.check`` to report.
 
 - ``fields``: the field types and their command-line forms (``180x180``);
 - ``base``: the base models, ``ParameterError`` and the explanation of pydantic's errors;
-- ``sections``: the models of the sections.
+- ``sections``: the models of the sections; ``training``: those of ``<model>.training``.
 """
 
 from convnets.parameters.base import (
@@ -30,15 +30,17 @@ from convnets.parameters.sections import (
     ConvnetFast,
     ConvnetXception,
     Explain,
-    Fingerprinted,
     ImageInput,
+    Predict,
+    Report,
+    Serving,
+)
+from convnets.parameters.training import (
+    Fingerprinted,
     Loss,
     MnistTraining,
     NotFingerprinted,
     Optimizer,
-    Predict,
-    Report,
-    Serving,
     Training,
 )
 

@@ -1,9 +1,7 @@
-"""Nodes of the explain pipeline: what a trained cats-vs-dogs model learned (section 9.4
-of the book), where it looks, which test pictures it gets wrong, and whether its
-probabilities can be trusted.
+"""Nodes of the explain pipeline (section 9.4): what a trained cats-vs-dogs model learned,
+where it looks, which test pictures it gets wrong, whether its probabilities hold.
 
-The model is the servable one ``predict`` uses; its Keras model is explained and its
-own configuration (input size, class names, threshold, pixel limit) turns the test
+The model is the servable one ``predict`` uses; its own configuration turns the test
 split's files into model input, as the served model does.
 """
 
@@ -71,10 +69,6 @@ def prepare_model(model: PyFuncModel, explain: Explain) -> tuple[keras.Model, Se
     return keras_model, config
 
 
-def _probability_column(config: ServingConfig) -> str:
-    return config.output_columns()[1]
-
-
 def _test_files(split: ImageFolder, data: CatsVsDogsData) -> list[tuple[str, int]]:
     """``(path relative to the split, class index)`` of every test picture."""
     return [
@@ -110,7 +104,7 @@ def score_test_split(
             f"{Path(split.path) / 'test'} holds no pictures: run the ingestion first "
             "(kedro run --pipelines=catdog --tags=ingestion)"
         )
-    probability = _probability_column(config)
+    probability = config.output_columns()[1]
     rows = [
         {
             "file": file,
@@ -180,8 +174,7 @@ def plot_activations_of_one_picture(
 def plot_filter_patterns_of_three_layers(
     model: keras.Model, config: ServingConfig, explain: Explain
 ) -> Figure:
-    """What the first filters of the first, a middle and the last convolution respond
-    to most, by gradient ascent on the input (``explain.filter_steps`` steps)."""
+    """What the first filters of three convolutions respond to most (gradient ascent)."""
     patterns = {}
     for name in spread_convolutions(model):
         _, layer = find_layer(model, name)
@@ -211,7 +204,7 @@ def _explained(
     explain: Explain,
 ) -> list[Explained]:
     """``chosen``'s pictures with their heatmaps, ``explain.batch_size`` at a time."""
-    probability = _probability_column(config)
+    probability = config.output_columns()[1]
     explained = []
     for start in range(0, len(chosen), explain.batch_size):
         batch = chosen.iloc[start : start + explain.batch_size]
@@ -234,8 +227,7 @@ def _explained(
 
 
 def _grad_cam_sample(scores: pd.DataFrame, count: int) -> pd.DataFrame:
-    """Up to half ``count`` of the most confidently wrong pictures (highest loss), the
-    rest spread evenly over the other readable ones."""
+    """Up to half ``count`` most confidently wrong (highest loss), the rest spread evenly."""
     readable = _readable(scores)
     wrong = readable[readable.label != readable.true_label].nlargest(max(1, count // 2), "loss")
     others = readable.drop(wrong.index)
@@ -283,7 +275,7 @@ def evaluate_probabilities(
     readable = _readable(scores)
     positive = config.class_names[1]
     labels = (readable.true_label == positive).to_numpy(dtype=int)
-    probabilities = readable[_probability_column(config)].to_numpy(dtype=float)
+    probabilities = readable[config.output_columns()[1]].to_numpy(dtype=float)
     table = calibration_table(labels, probabilities, explain.calibration_bins)
     error = expected_calibration_error(table)
     metrics = {

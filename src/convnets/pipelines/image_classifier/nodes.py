@@ -133,10 +133,8 @@ def decode_images(
 def _batches(images: ImageArrayFile, batch_size: int, seed: int | None) -> tf.data.Dataset:
     """Batches of (uint8 images, int32 labels) read from ``images``; shuffled with a seed.
 
-    Pixels stay uint8: the model's float32 ``Input`` casts them inside the training
-    step, where the cast is negligible beside the convolutions. Casting here slows
-    the pipeline and makes every prefetched batch four times larger
-    (docs/benchmarks.md).
+    Pixels stay uint8: the model's ``Input`` casts them in the training step; a cast here
+    would make every prefetched batch four times larger (docs/benchmarks.md).
     """
 
     def read(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -342,7 +342,13 @@ def test_a_full_disk_gets_one_message_naming_the_file(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: "sqlite:////p/mlflow.db")
     sqlite_full = mlflow.exceptions.MlflowException("(sqlite3.OperationalError) ...")
-    sqlite_full.__cause__ = sqlite3.OperationalError("database or disk is full")
+    store = sqlite3.connect(":memory:")
+    store.execute("CREATE TABLE metrics (value)")
+    store.execute("PRAGMA max_page_count = 2")  # SQLite's own SQLITE_FULL, as on a full disk
+    with pytest.raises(sqlite3.OperationalError) as raised:
+        for _ in range(100):
+            store.execute("INSERT INTO metrics VALUES (?)", ("x" * 1000,))
+    sqlite_full.__cause__ = raised.value
     message = _environment_failure(sqlite_full, tmp_path, [], None)
     assert message.startswith("No space left on device (/p/mlflow.db): free space")
 

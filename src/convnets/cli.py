@@ -102,17 +102,28 @@ def _data_root(project_path: Path, env: str | None) -> str:
 
 
 def _unreachable_server(link: BaseException, server: str) -> bool:
-    """An HTTP call to the tracking server that got no answer, once MLflow's retries
-    were spent (``MlflowException("API request to <url> failed ...")`` or requests')."""
-    if type(link).__name__ == "MlflowException":
-        return str(link).startswith(f"API request to {server}")
+    """A request to the tracking server that got no answer once MLflow's retries were
+    spent: requests' error, which MLflow's ``MlflowException`` is raised from or while
+    handling (so it is in the chain)."""
     requests = sys.modules.get("requests")
-    if requests is None or not isinstance(
-        link, requests.exceptions.ConnectionError | requests.exceptions.Timeout
-    ):
+    if requests is None:
+        return False
+    errors = requests.exceptions
+    if not isinstance(link, errors.ConnectionError | errors.Timeout | errors.RetryError):
         return False
     url = getattr(getattr(link, "request", None), "url", None) or ""
     return not url or url.startswith(server)
+
+
+def _disk_full(link: BaseException) -> bool:
+    """An ``OSError`` ENOSPC, or SQLite's SQLITE_FULL (the tracking database's disk), which
+    SQLAlchemy's and MLflow's errors are raised from."""
+    import errno  # noqa: PLC0415
+    import sqlite3  # noqa: PLC0415
+
+    if isinstance(link, OSError) and link.errno == errno.ENOSPC:
+        return True
+    return getattr(link, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 def _environment_failure(
@@ -120,21 +131,17 @@ def _environment_failure(
 ) -> str | None:
     """One message for a fault of the machine, not of the project, anywhere in
     ``error``'s chain: a full disk, a tracking server that does not answer."""
-    import errno  # noqa: PLC0415
-
     chain = _chain(error)
     tracking = _tracking_uri()
-    for link in chain:
-        full = isinstance(link, OSError) and link.errno == errno.ENOSPC
-        if full or "database or disk is full" in str(link):
-            if full:
-                where = link.filename
-            else:  # sqlite's own words: the tracking database's disk
-                where = tracking.removeprefix("sqlite:///") if "sqlite:" in tracking else None
-            return (
-                f"No space left on device{f' ({where})' if where else ''}: free space and "
-                "run the same command again; the run resumes where it stopped."
-            )
+    for link in filter(_disk_full, chain):
+        if isinstance(link, OSError):
+            where = link.filename
+        else:  # the tracking database's disk
+            where = tracking.removeprefix("sqlite:///") if "sqlite:" in tracking else None
+        return (
+            f"No space left on device{f' ({where})' if where else ''}: free space and "
+            "run the same command again; the run resumes where it stopped."
+        )
     server = tracking.rstrip("/")
     if server.startswith(("http://", "https://")) and any(
         _unreachable_server(link, server) for link in chain

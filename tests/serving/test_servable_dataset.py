@@ -15,6 +15,9 @@ from convnets.serving.servable_dataset import (
 )
 from tests.conftest import jpeg_bytes, reset_mlflow
 
+# Given, as the catalog gives them: MLflow's inference of requirements reloads the model in
+# a subprocess (about a minute a version on a busy 2-core machine).
+REQUIREMENTS = ["mlflow"]
 CONFIG = ServingConfig(
     class_names=["cat", "dog"],
     image_size=[16, 16],
@@ -72,7 +75,9 @@ def _register(dataset, accuracy: float, split: str = "a" * 64) -> str:
 
 
 def test_each_run_adds_a_version_and_the_alias_follows_the_rule(tracking):
-    dataset = MlflowServableModelDataset(registered_model_name="convnets-catdog_baseline")
+    dataset = MlflowServableModelDataset(
+        registered_model_name="convnets-catdog_baseline", pip_requirements=REQUIREMENTS
+    )
     assert dataset.registered_model_name == "convnets-catdog-baseline"
     scores = [0.70, 0.65, 0.80]
     runs = [_register(dataset, score) for score in scores]
@@ -96,7 +101,9 @@ def test_each_run_adds_a_version_and_the_alias_follows_the_rule(tracking):
 
 
 def test_saving_outside_a_run_fails_clearly(tracking):
-    dataset = MlflowServableModelDataset(registered_model_name="convnets-x")
+    dataset = MlflowServableModelDataset(
+        registered_model_name="convnets-x", pip_requirements=REQUIREMENTS
+    )
     spec = ServingSpec(CONFIG, jpeg_bytes(1), test_split_sha256="a" * 64)
     with pytest.raises(Exception, match="No active MLflow run"):
         dataset.save(ServableModel(_tiny_model(), spec, 0.5))
@@ -108,7 +115,7 @@ import mlflow
 from convnets.serving.servable_dataset import MlflowServableModelDataset
 from convnets.serving.model import ServableModel, ServingSpec
 from tests.conftest import jpeg_bytes
-from tests.datasets.test_mlflow_servable_model import CONFIG, _tiny_model
+from tests.serving.test_servable_dataset import CONFIG, REQUIREMENTS, _tiny_model
 
 mlflow.set_tracking_uri(sys.argv[1])
 mlflow.set_experiment("registry-test")
@@ -116,7 +123,7 @@ mlflow.set_experiment("registry-test")
 MlflowServableModelDataset._decide = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
 spec = ServingSpec(CONFIG, jpeg_bytes(1, size=20), test_split_sha256="a" * 64)
 with mlflow.start_run():
-    MlflowServableModelDataset(registered_model_name="convnets-x").save(
+    MlflowServableModelDataset("convnets-x", pip_requirements=REQUIREMENTS).save(
         ServableModel(_tiny_model(), spec, 0.9)
     )
 """
@@ -138,7 +145,9 @@ def test_a_version_registered_by_a_killed_run_is_decided_on_by_the_next(tracking
     assert killed.returncode == -9, killed.stderr[-2000:]
     (orphan,) = tracking.search_model_versions("name='convnets-x'")
     assert DECISION_TAG not in orphan.tags and orphan.tags[ACCURACY_TAG] == "0.900000"
-    dataset = MlflowServableModelDataset(registered_model_name="convnets-x")
+    dataset = MlflowServableModelDataset(
+        registered_model_name="convnets-x", pip_requirements=REQUIREMENTS
+    )
     # While its run is RUNNING, it may be deciding yet (another machine): left alone.
     dataset._finish_orphans(tracking)  # noqa: SLF001
     assert DECISION_TAG not in tracking.get_model_version("convnets-x", "1").tags
@@ -158,7 +167,9 @@ def test_a_run_that_read_the_champion_before_a_better_rival_wrote_hands_the_alia
 ):
     """Two runs deciding at once: the worse one read "no champion" before the better one
     set the alias, and writes last; the alias must still end on the better version."""
-    dataset = MlflowServableModelDataset(registered_model_name="convnets-race")
+    dataset = MlflowServableModelDataset(
+        registered_model_name="convnets-race", pip_requirements=REQUIREMENTS
+    )
     undecided = pytest.MonkeyPatch()
     undecided.setattr(MlflowServableModelDataset, "_decide", lambda *args, **kwargs: None)
     _register(dataset, 0.90)  # version 1, about to decide
@@ -186,7 +197,9 @@ def test_a_run_whose_alias_write_collides_with_a_rivals_reads_again_and_decides_
     the new champion and decides against it instead of failing."""
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
-    dataset = MlflowServableModelDataset(registered_model_name="convnets-collide")
+    dataset = MlflowServableModelDataset(
+        registered_model_name="convnets-collide", pip_requirements=REQUIREMENTS
+    )
     undecided = pytest.MonkeyPatch()
     undecided.setattr(MlflowServableModelDataset, "_decide", lambda *args, **kwargs: None)
     _register(dataset, 0.90)  # version 1
@@ -211,7 +224,9 @@ def test_a_run_whose_alias_write_collides_with_a_rivals_reads_again_and_decides_
 
 
 def test_an_alias_a_person_moved_back_is_not_handed_to_the_version_they_demoted(tracking):
-    dataset = MlflowServableModelDataset(registered_model_name="convnets-demoted")
+    dataset = MlflowServableModelDataset(
+        registered_model_name="convnets-demoted", pip_requirements=REQUIREMENTS
+    )
     _register(dataset, 0.70)  # version 1: champion
     _register(dataset, 0.90)  # version 2: champion
     tracking.set_registered_model_alias("convnets-demoted", "champion", "1")  # a person's call

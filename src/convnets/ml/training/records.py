@@ -133,6 +133,33 @@ class StateRecords:
         logger.warning("Set aside %s as %s: %s", path, target.name, why)
         return target
 
+    def _legacy(self) -> bool:
+        """A state of an earlier version (Keras' ``BackupAndRestore``, ``history.csv``,
+        ``best.keras``): never resumed, and never deleted."""
+        if self.record.is_file() or self.previous_record.is_file():
+            return False
+        return (self.folder / "backup").is_dir() or (self.folder / "best.keras").is_file()
+
+    def _has_progress(self) -> bool:
+        return self.record.is_file() or self.previous_record.is_file() or self._legacy()
+
+    def _recorded_config(self) -> str:
+        if self._legacy():
+            return "format2"
+        try:
+            config = self.config.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            config = ""
+        if len(config) == 64 and all(char in "0123456789abcdef" for char in config):
+            return config
+        for record in self._records():  # the records carry it too: rebuild the file
+            if record.get("config"):
+                if self.config.exists():
+                    self._set_aside(self.config, "it does not hold a sha256")
+                self.config.write_text(record["config"])
+                return record["config"]
+        return config
+
     def _verified(self, record: dict[str, Any], name: str | None) -> Path | None:
         """The file ``name`` of ``record`` if its size and sha256 match; else set aside."""
         if name is None:

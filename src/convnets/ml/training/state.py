@@ -158,33 +158,6 @@ class TrainingState(StateRecords):
             logger.warning("Kept the damaged files of %s in %s", self.folder, keep)
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _legacy(self) -> bool:
-        """A state of an earlier version (Keras' ``BackupAndRestore``, ``history.csv``,
-        ``best.keras``): never resumed, and never deleted."""
-        if self.record.is_file() or self.previous_record.is_file():
-            return False
-        return (self.folder / "backup").is_dir() or (self.folder / "best.keras").is_file()
-
-    def _has_progress(self) -> bool:
-        return self.record.is_file() or self.previous_record.is_file() or self._legacy()
-
-    def _recorded_config(self) -> str:
-        if self._legacy():
-            return "format2"
-        try:
-            config = self.config.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            config = ""
-        if len(config) == 64 and all(char in "0123456789abcdef" for char in config):
-            return config
-        for record in self._records():  # the records carry it too: rebuild the file
-            if record.get("config"):
-                if self.config.exists():
-                    self._set_aside(self.config, "it does not hold a sha256")
-                self.config.write_text(record["config"])
-                return record["config"]
-        return config
-
     def set_aside_folder(self, config: str) -> Path:
         """Where a state of configuration ``config`` waits while another one trains."""
         return self.folder.with_name(f"{self.folder.name}.set-aside-{(config or 'unknown')[:12]}")
@@ -234,11 +207,6 @@ class TrainingState(StateRecords):
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
         self.config.write_text(config)
-
-    def read_history(self) -> dict[str, list[float]]:
-        """Per-epoch values of every committed epoch (newest intact record)."""
-        records = self._records()
-        return _from_json(records[0]["history"]) if records else {}
 
     def remember_mlflow_run(self) -> str | None:
         """Record this run's MLflow run on a fresh start; return the recorded one on resume."""

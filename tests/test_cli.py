@@ -98,6 +98,7 @@ def runs(project: Path, experiment: str = "convnets") -> list[mlflow.entities.Ru
     return mlflow.search_runs(experiment_names=[experiment], output_format="list")
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_the_run_killed_and_the_same_command_resumes(kedro_project, signum):
     command = ("run", "--pipelines=mnist", "--params=mnist.training.epochs=40")
@@ -129,6 +130,7 @@ def test_a_signal_stops_the_run_killed_and_the_same_command_resumes(kedro_projec
     assert "| `mnist` | KILLED |" in comparison and stopped.info.run_id in comparison
 
 
+@pytest.mark.processes
 def test_a_quick_run_never_touches_what_a_full_run_made(kedro_project):
     tiny_conf(kedro_project)
     full = ("run", "--pipelines=catdog", "--params=catdog.training.epochs=30")
@@ -156,6 +158,7 @@ def test_a_quick_run_never_touches_what_a_full_run_made(kedro_project):
     assert f"after epoch {done} of 30" in resumed.stdout
 
 
+@pytest.mark.processes
 def test_expected_mistakes_get_one_message_and_no_traceback(kedro_project):
     cases = {
         ("run", "--pipelines=mnist", "--params=mnist.training.epochs=0"): (
@@ -188,6 +191,7 @@ WATCH_TENSORFLOW = (
 )
 
 
+@pytest.mark.processes
 def test_a_refused_second_run_and_the_help_do_not_import_tensorflow(kedro_project):
     from convnets.durability.lock import ProjectLock  # noqa: PLC0415
 
@@ -210,6 +214,7 @@ def test_a_refused_second_run_and_the_help_do_not_import_tensorflow(kedro_projec
     assert not list(kedro_project.glob("mlflow.db"))  # nothing written
 
 
+@pytest.mark.processes
 def test_a_quick_mnist_run_prints_no_third_party_noise(kedro_project):
     result = kedro(kedro_project, "run", "--pipelines=mnist", "--env=quick")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -225,6 +230,7 @@ def test_a_quick_mnist_run_prints_no_third_party_noise(kedro_project):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
+@pytest.mark.processes
 def test_kedro_viz_build_draws_the_layers(kedro_project):
     result = kedro(kedro_project, "viz", "build", timeout=600)
     output = result.stdout + result.stderr
@@ -233,6 +239,7 @@ def test_kedro_viz_build_draws_the_layers(kedro_project):
     assert (kedro_project / "build" / "index.html").is_file()
 
 
+@pytest.mark.processes
 def test_serving_an_unknown_model_says_so_in_one_line_with_the_registered_names(kedro_project):
     result = subprocess.run(
         [sys.executable, "-m", "convnets.serve", "models:/convnets-catdog@champion"],
@@ -256,6 +263,7 @@ def small_disk(tmp_path):
         yield mount
 
 
+@pytest.mark.processes
 @pytest.mark.faults
 def test_a_full_disk_ends_the_run_failed_with_the_space_to_free_and_it_resumes(
     kedro_project, small_disk
@@ -353,6 +361,7 @@ def test_a_full_disk_gets_one_message_naming_the_file(tmp_path, monkeypatch):
     assert message.startswith("No space left on device (/p/mlflow.db): free space")
 
 
+@pytest.mark.processes
 @pytest.mark.faults
 def test_a_run_that_fills_the_disk_ends_with_one_message(kedro_project):
     # The resume state goes to a disk too small for a checkpoint.
@@ -365,6 +374,7 @@ def test_a_run_that_fills_the_disk_ends_with_one_message(kedro_project):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.processes
 @pytest.mark.faults
 @pytest.mark.parametrize(
     "folder, tags, size, said",
@@ -392,6 +402,7 @@ def test_a_full_disk_while_the_split_or_the_cache_is_written_says_so_and_leaves_
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
 
 
+@pytest.mark.processes
 @pytest.mark.faults
 def test_a_full_disk_while_models_are_logged_keeps_the_training_for_the_next_run(kedro_project):
     # Where the MLflow run's files go.
@@ -435,6 +446,7 @@ def _last_fix(stderr: str) -> list[str]:
     return shlex.split(command)[1:]
 
 
+@pytest.mark.processes
 def test_an_unknown_env_and_key_are_refused_before_tensorflow_and_the_fixes_run(kedro_project):
     tiny_conf(kedro_project)
     typed = (
@@ -469,6 +481,7 @@ def test_an_unknown_env_and_key_are_refused_before_tensorflow_and_the_fixes_run(
     assert (decoded / "90x90").is_dir()
 
 
+@pytest.mark.processes
 def test_a_bad_value_is_refused_before_tensorflow_and_before_anything_is_written(kedro_project):
     refused, seconds = _watched(
         kedro_project,

@@ -102,6 +102,7 @@ def _wait_for(condition, process, seconds: float = 120):
         time.sleep(0.5)
 
 
+@pytest.mark.processes
 def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(kedro_project):
     from convnets.hooks.mlflow_run import KILLED_REASON_TAG, PID_TAG  # noqa: PLC0415
 
@@ -136,6 +137,7 @@ def test_a_run_killed_with_sigkill_is_marked_killed_by_the_next_run(kedro_projec
     assert statuses == ["FINISHED", "KILLED"]
 
 
+@pytest.mark.processes
 def test_a_second_run_in_the_same_folder_is_refused_while_the_first_lives(kedro_project):
     from convnets.durability.lock import HOLDER_NAME, ProjectBusy, mark_as_staging  # noqa: PLC0415
     from convnets.hooks.mlflow_run import PID_TAG  # noqa: PLC0415
@@ -255,6 +257,7 @@ def _kedro_cli_process(project, *args: str) -> subprocess.Popen:
     )
 
 
+@pytest.mark.processes
 @pytest.mark.faults
 def test_two_first_runs_at_once_make_one_store_and_the_second_is_refused(kedro_project):
     from convnets.durability.lock import LOCK_NAME  # noqa: PLC0415
@@ -391,7 +394,7 @@ def test_mlflow_http_calls_to_a_server_that_is_down_give_up_within_seconds(monke
 def test_a_name_typo_then_a_size_the_disk_cannot_hold_are_refused_and_their_fixes_run(
     kedro_project, monkeypatch
 ):
-    from convnets.parameters import costs  # noqa: PLC0415
+    from convnets.config import costs  # noqa: PLC0415
 
     tiny = {**TINY_CATDOG, "catdog.training.epochs": 1}
     split = kedro_project / "data" / "02_intermediate" / "cats_vs_dogs_small"

@@ -180,6 +180,7 @@ print(json.dumps(found))
 """
 
 
+@pytest.mark.processes
 def test_a_training_pipeline_added_in_one_entry_and_one_section_is_picked_up(tmp_path):
     project = make_kedro_project(tmp_path / "project")
     shutil.copytree(

@@ -193,6 +193,7 @@ replace_folder(Path(sys.argv[1]), write)
 """
 
 
+@pytest.mark.processes
 def test_the_staging_folder_of_a_killed_write_is_marked_and_removed_by_the_next_run(tmp_path):
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415

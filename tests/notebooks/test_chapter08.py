@@ -53,6 +53,7 @@ def test_the_notebook_is_committed_without_outputs():
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
 
 
+@pytest.mark.processes
 @pytest.mark.slow
 @pytest.mark.parametrize("env", [None, "quick"])
 def test_every_cell_shows_real_runs_from_where_jupyter_starts(kedro_project, monkeypatch, env):
@@ -75,6 +76,7 @@ def test_every_cell_shows_real_runs_from_where_jupyter_starts(kedro_project, mon
     assert pictures == 4  # samples, augmentation, curves, predictions
 
 
+@pytest.mark.processes
 @pytest.mark.slow
 def test_without_runs_the_notebook_says_which_run_to_do_first(kedro_project):
     import mlflow  # noqa: PLC0415
@@ -92,6 +94,7 @@ def test_without_runs_the_notebook_says_which_run_to_do_first(kedro_project):
     assert "run one first, for example `kedro run --pipelines=mnist`" in text
 
 
+@pytest.mark.processes
 @pytest.mark.slow
 def test_the_explain_figures_are_shown_from_the_explain_run(kedro_project):
     """A training, then ``explain``, then the notebook: its section 9.4 cell shows the

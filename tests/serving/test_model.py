@@ -375,6 +375,7 @@ def model_server(kedro_project):
         log.close()
 
 
+@pytest.mark.processes
 @pytest.mark.slow
 def test_the_served_champion_answers_as_predict_does(model_server):
     from tests.pipelines.test_end_to_end import _run  # noqa: PLC0415
@@ -469,6 +470,7 @@ def test_a_heatmap_is_added_to_each_answered_row_only_when_asked(tmp_path):
     assert with_heatmaps.grad_cam_png[1] == ""  # an error row: no picture, no heatmap
 
 
+@pytest.mark.processes
 @pytest.mark.slow
 def test_the_served_model_adds_a_heatmap_when_the_request_asks(model_server):
     _, _, base = model_server

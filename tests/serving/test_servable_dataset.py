@@ -129,6 +129,7 @@ with mlflow.start_run():
 """
 
 
+@pytest.mark.processes
 def test_a_version_registered_by_a_killed_run_is_decided_on_by_the_next(tracking, tmp_path):
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415

@@ -71,6 +71,7 @@ def _start(script, state_dir, pause):
     )
 
 
+@pytest.mark.processes
 @pytest.mark.slow
 def test_a_killed_training_run_resumes_where_it_stopped(tmp_path):
     script = tmp_path / "trainer.py"
@@ -445,6 +446,7 @@ print(json.dumps(losses))
 """
 
 
+@pytest.mark.processes
 @pytest.mark.slow
 def test_mirrored_training_on_two_devices_matches_one_device():
     done = subprocess.run(

@@ -221,6 +221,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
 
+@pytest.mark.processes
 @pytest.mark.slow
 def test_predict_on_a_real_12000_pixel_square_png_stays_under_3_gb(tmp_path):
     import os  # noqa: PLC0415

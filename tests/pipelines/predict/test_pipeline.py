@@ -70,6 +70,7 @@ def _hostile_folder(root) -> tuple[os.PathLike, dict[str, str]]:
     return folder, expected
 
 
+@pytest.mark.processes
 def test_predict_on_a_hostile_folder_gives_one_row_per_entry_quickly_in_bounded_memory(
     kedro_project, tmp_path
 ):

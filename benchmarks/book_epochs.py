@@ -57,7 +57,8 @@ def worker(recipe: str, split_dir: Path, cache_dir: Path, overrides: list[str]) 
     cache = ImageArrayDataset(path=str(cache_dir))
     split = ImageFolderDataset(path=str(split_dir)).load()
     cache.save(nodes.decode_images(split, data, image_input))
-    train, validation, _ = nodes.make_datasets(cache.load(), image_input)
+    decoded = cache.load()
+    train, validation, _ = nodes.make_datasets(decoded, image_input)
     # As the pipeline builds it: the recipe's precision (the book's is float32, above).
     with precision_policy(training.precision):
         model = build_catdog_model(image_input.image_size, architecture.root)
@@ -73,7 +74,7 @@ def worker(recipe: str, split_dir: Path, cache_dir: Path, overrides: list[str]) 
         "first_epoch_wall_s": timings[0][0],
         "epoch_wall_s": timings[1][0],
         "epoch_cpu_s": timings[1][1],
-        "train_images": 2 * data.subsets.train.size,
+        "train_images": len(decoded.subsets(image_input.image_size)["train"]),  # the split's
         "image_size": list(image_input.image_size),
         "dtype_policy": policy,
     }

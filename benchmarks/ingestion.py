@@ -10,6 +10,9 @@ With --damage it first writes a damaged copy of the archive (truncated, empty,
 non-JPEG, grayscale, CMYK and PNG images, zip-slip, absolute and symlink entries)
 and checks that the split is still complete, the report lists the damage, and no
 file appears outside the temporary project's data/ folder.
+
+``--subset-sizes TRAIN VALIDATION TEST`` (images per class, from the same start
+indices) replaces conf/base's 1000 500 1000, for an archive smaller than Kaggle's.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from PIL import Image
 
 from convnets.datasets import ImageArchiveDataset, ImageFolderDataset, JsonStateDataset
 from convnets.ml.training import peak_rss_mb
-from convnets.parameters import CatsVsDogsData, parse
+from convnets.parameters import SUBSET_NAMES, CatsVsDogsData, parse
 from convnets.pipelines.cats_vs_dogs_data.nodes import make_subset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,10 +109,25 @@ def main() -> int:
     parser.add_argument("--archive", type=Path, required=True)
     parser.add_argument("--damage", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--subset-sizes",
+        type=int,
+        nargs=3,
+        metavar=("TRAIN", "VALIDATION", "TEST"),
+        help="images per class of each subset (default: conf/base's, 1000 500 1000)",
+    )
     args = parser.parse_args()
+    if args.json:
+        args.json = args.json.resolve()  # the run below changes the working directory
     logging.basicConfig(level=logging.WARNING)
     conf = yaml.safe_load((ROOT / "conf/base/parameters_cats_vs_dogs_data.yml").read_text())
+    sizes = args.subset_sizes
+    for name, size in zip(SUBSET_NAMES, sizes, strict=True) if sizes else ():
+        conf["cats_vs_dogs"]["subsets"][name]["size"] = size
     split = parse(CatsVsDogsData, "cats_vs_dogs", conf["cats_vs_dogs"])
+    expected_images = len(split.classes) * sum(
+        getattr(split.subsets, name).size for name in SUBSET_NAMES
+    )
 
     with tempfile.TemporaryDirectory(prefix="convnets-ingestion-") as tmp:
         sandbox = Path(tmp)
@@ -150,12 +168,13 @@ def main() -> int:
                 for m, c in changes.items()
                 if c in ("truncated", "empty", "text") and m not in reported
             ]
-            ok = not outside and not missing and first["images"] == 5000
+            ok = not outside and not missing and first["images"] == expected_images
             print(
                 "damaged copy:",
                 "clean split, damage reported, nothing outside data/"
                 if ok
-                else f"FAILED (outside={outside}, unreported={missing})",
+                else f"FAILED (outside={outside}, unreported={missing}, "
+                f"images={first['images']} of {expected_images})",
             )
             if not ok:
                 return 1

@@ -27,6 +27,10 @@ project/book are printed as a table and written to ``--output`` (JSON).
 ``--overhead`` also times ``kedro run --pipelines=catdog`` in a temporary copy of the
 project against a bare script doing the same on the same tiny settings (split from
 the zip, decode, one epoch, evaluation): the difference is what Kedro and MLflow cost.
+
+``--subset-sizes TRAIN VALIDATION TEST`` takes that many images per class from the same
+start indices instead (the book's 1000 500 1000, and the tiny settings' 100 50 100), for
+an archive smaller than Kaggle's: a smoke run, not a measurement.
 """
 
 from __future__ import annotations
@@ -200,8 +204,9 @@ def _project_setup(split_dir: Path, work: Path, options: dict[str, Any]):
     train, validation, _ = nodes.make_datasets(cache.load(), image_input)
     keras.utils.set_random_seed(training.seed)
     with precision_policy(training.precision):
-        model = build_catdog_model(image_input.image_size, architecture)
-    compile_model(model, training)
+        model = build_catdog_model(image_input.image_size, architecture.root)
+    # As the pipeline compiles it: a learning-rate schedule needs the steps of one epoch.
+    compile_model(model, training, steps_per_epoch=int(train.cardinality()))
     return train, validation, model, image_input.batch_size, decode_seconds
 
 
@@ -240,18 +245,28 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
 TINY = {"train": (0, 100), "validation": (1000, 1050), "test": (1500, 1600)}
 
 
-def bare_tiny_run(archive: Path, work: Path) -> None:
+def _tiny_split(sizes: list[int] | None) -> dict[str, tuple[int, int]]:
+    """TINY, or ``sizes`` images per class from TINY's start indices."""
+    if not sizes:
+        return TINY
+    return {
+        name: (start, start + size)
+        for (name, (start, _)), size in zip(TINY.items(), sizes, strict=True)
+    }
+
+
+def bare_tiny_run(archive: Path, work: Path, sizes: list[int] | None = None) -> None:
     """The book's code end to end on the tiny settings: what a Kedro run is measured against."""
     split_dir = work / "bare-split"
     shutil.rmtree(split_dir, ignore_errors=True)
-    book_make_subset(archive, split_dir, TINY)
+    book_make_subset(archive, split_dir, _tiny_split(sizes))
     train, validation, test = book_datasets(split_dir)
     model = book_model()
     model.fit(train, validation_data=validation, epochs=1, verbose=0)
     model.evaluate(test, verbose=0)
 
 
-def _tiny_project(archive: Path, work: Path) -> Path:
+def _tiny_project(archive: Path, work: Path, sizes: list[int] | None = None) -> Path:
     project = work / "kedro-project"
     if project.exists():
         return project
@@ -265,7 +280,9 @@ def _tiny_project(archive: Path, work: Path) -> Path:
     (raw / "train.zip").symlink_to(archive.resolve())
     tiny = {
         "cats_vs_dogs": {
-            "subsets": {name: {"start": s, "size": e - s} for name, (s, e) in TINY.items()}
+            "subsets": {
+                name: {"start": s, "size": e - s} for name, (s, e) in _tiny_split(sizes).items()
+            }
         },
         "catdog": {"training": {"epochs": 1}},
     }
@@ -273,15 +290,18 @@ def _tiny_project(archive: Path, work: Path) -> Path:
     return project
 
 
-def overhead(archive: Path, work: Path, repeats: int) -> dict[str, Any]:
+def overhead(
+    archive: Path, work: Path, repeats: int, sizes: list[int] | None = None
+) -> dict[str, Any]:
     """Wall time of ``kedro run --pipelines=catdog`` and of the bare script, alternating."""
-    project = _tiny_project(archive, work)
+    project = _tiny_project(archive, work, sizes)
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     kedro = Path(sys.executable).with_name("kedro")
     commands = {
         "kedro_run_s": ([str(kedro), "run", "--pipelines=catdog"], project),
         "bare_script_s": (
-            [sys.executable, __file__, "--bare-tiny", "--archive", str(archive.resolve())],
+            [sys.executable, __file__, "--bare-tiny", "--archive", str(archive.resolve())]
+            + (["--subset-sizes", *map(str, sizes)] if sizes else []),
             work,
         ),
     }
@@ -318,13 +338,17 @@ def _parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     return name, options
 
 
-def _prepare_split(archive: Path, work: Path) -> Path:
-    """The book's split by the project's ingestion (the folder is rewritten only if changed)."""
+def _prepare_split(archive: Path, work: Path, sizes: list[int] | None = None) -> Path:
+    """The book's split by the project's ingestion (the folder is rewritten only if changed);
+    ``sizes``: images per class of train, validation and test instead of conf/base's."""
     from convnets.datasets import ImageArchiveDataset, ImageFolderDataset  # noqa: PLC0415
-    from convnets.parameters import CatsVsDogsData, parse  # noqa: PLC0415
+    from convnets.parameters import SUBSET_NAMES, CatsVsDogsData, parse  # noqa: PLC0415
     from convnets.pipelines.cats_vs_dogs_data.nodes import make_subset  # noqa: PLC0415
 
-    data = parse(CatsVsDogsData, "cats_vs_dogs", _catdog_params()["cats_vs_dogs"])
+    split = _catdog_params()["cats_vs_dogs"]
+    for name, size in zip(SUBSET_NAMES, sizes, strict=True) if sizes else ():
+        split["subsets"][name]["size"] = size
+    data = parse(CatsVsDogsData, "cats_vs_dogs", split)
     split_dir = work / "split"
     _, files, _, _, _ = make_subset(ImageArchiveDataset(filepath=str(archive)).load(), data, {})
     ImageFolderDataset(path=str(split_dir)).save(files)
@@ -400,7 +424,7 @@ def table(summary: dict[str, dict[str, float]]) -> str:
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
     """Book, project and variants, each in its own process, alternating; medians, table."""
-    split_dir = _prepare_split(args.archive, args.workdir)
+    split_dir = _prepare_split(args.archive, args.workdir, args.subset_sizes)
     sides = [("book", {}), ("project", {}), *args.variant]
     runs: dict[str, list[dict]] = {name: [] for name, _ in sides}
     for repeat in range(args.repeats):
@@ -467,6 +491,14 @@ def main() -> None:
     parser.add_argument("--overhead-only", action="store_true", help="only the overhead check")
     parser.add_argument("--workdir", type=Path, help="keep the split here (default: temporary)")
     parser.add_argument(
+        "--subset-sizes",
+        type=int,
+        nargs=3,
+        metavar=("TRAIN", "VALIDATION", "TEST"),
+        help="images per class of each subset, from the same start indices (default: "
+        "the book's 1000 500 1000; --overhead's tiny run: 100 50 100)",
+    )
+    parser.add_argument(
         "--output", type=Path, default=ROOT / "benchmarks/results/training_speed.json"
     )
     # Internal: one side in a child process, or the bare tiny run.
@@ -479,7 +511,7 @@ def main() -> None:
         print(json.dumps(worker(args)))  # noqa: T201 - the parent reads this line
         return
     if args.bare_tiny:
-        bare_tiny_run(args.archive, Path.cwd())
+        bare_tiny_run(args.archive, Path.cwd(), args.subset_sizes)
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if not args.archive.is_file():
@@ -501,7 +533,12 @@ def main() -> None:
                 zip(("policy", "reason"), resolve_precision("auto"), strict=True)
             ),
         },
-        "settings": {"repeats": args.repeats, "steps": args.steps, "warmup": args.warmup},
+        "settings": {
+            "repeats": args.repeats,
+            "steps": args.steps,
+            "warmup": args.warmup,
+            "subset_sizes": args.subset_sizes,
+        },
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
     }
     try:
@@ -509,7 +546,9 @@ def main() -> None:
             report.update(compare(args))
             print(report["table"])  # noqa: T201 - a benchmark's output
         if args.overhead or args.overhead_only:
-            report["overhead"] = overhead(args.archive, args.workdir, args.repeats)
+            report["overhead"] = overhead(
+                args.archive, args.workdir, args.repeats, args.subset_sizes
+            )
             print(  # noqa: T201
                 "Kedro + MLflow overhead: kedro run {kedro_run_s:.1f} s, bare script "
                 "{bare_script_s:.1f} s, difference {overhead_s:.1f} s".format(**report["overhead"])

@@ -9,10 +9,14 @@ The script that measured the ablation rows of docs/catdog_fast.md, kept as it ra
 models are the project's ``build_catdog_convnet_fast`` variants (the same layers and
 parameter counts: fast_v1 = block plain, fast_sep = convolution separable, fast_res =
 block residual) and its optimiser the project's AdamW with warm-up and cosine decay.
-Outputs go to data/ablation/ (ignored by git); the archive is ../shared/data's.
+Outputs go to data/ablation/ (ignored by git; ``--out DIR`` elsewhere, before the
+command); the archive is ../shared/data's (``cache --archive`` or $CATS_VS_DOGS_ZIP:
+another).
 
 Split (per class, as the project does): train 0..999, val 1000..1499, test 1500..2499,
-each subset taking `size` decodable images from its start index on.
+each subset taking `size` decodable images from its start index on (``cache
+--subset-sizes TRAIN VALIDATION TEST``: other sizes from the same starts, default 1000
+500 1000).
 Decoding: tf.image.decode_image(channels=3, expand_animations=False), bilinear resize,
 round, clip, uint8 (the project's DECODER).
 Levers are chosen on validation accuracy; test accuracy is only reported.
@@ -32,10 +36,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HERE = ROOT / "data" / "ablation"
-CACHE = HERE / "cache"
-RESULTS = HERE / "results.jsonl"
-LOGS = HERE / "logs"
+HERE = ROOT / "data" / "ablation"  # the default --out: cache/, logs/, results.jsonl
 ZIP = os.environ.get("CATS_VS_DOGS_ZIP", str(ROOT.parent / "shared/data/dogs-vs-cats/train.zip"))
 CLASSES = ["cat", "dog"]
 SUBSETS = {"train": (0, 1000), "validation": (1000, 500), "test": (1500, 1000)}
@@ -51,17 +52,21 @@ def peak_rss_mb() -> float:
 
 
 # ----------------------------------------------------------------------------- cache
-def build_cache(size: int) -> None:
+def build_cache(size: int, archive: str = ZIP, here: Path = HERE, sizes=None) -> None:
+    """Decode the split at ``size``; ``sizes``: images per class of each subset, if not
+    SUBSETS' (train, validation, test)."""
     import numpy as np
     import tensorflow as tf
 
-    CACHE.mkdir(parents=True, exist_ok=True)
-    out = CACHE / f"images_{size}.npy"
-    manifest_path = CACHE / f"manifest_{size}.json"
-    z = zipfile.ZipFile(ZIP)
+    cache = here / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    out = cache / f"images_{size}.npy"
+    manifest_path = cache / f"manifest_{size}.json"
+    z = zipfile.ZipFile(archive)
     names = set(z.namelist())
     images, labels, subset_of, files, failures = [], [], [], [], []
-    for subset, (start, count) in SUBSETS.items():
+    counts = sizes or [count for _, count in SUBSETS.values()]
+    for (subset, (start, _)), count in zip(SUBSETS.items(), counts, strict=True):
         for label, cls in enumerate(CLASSES):
             taken, index = 0, start
             while taken < count:
@@ -100,11 +105,11 @@ def build_cache(size: int) -> None:
     print(f"cached {arr.shape} -> {out}; failures: {len(failures)}", flush=True)
 
 
-def load_split(size: int):
+def load_split(size: int, here: Path = HERE):
     import numpy as np
 
-    arr = np.load(CACHE / f"images_{size}.npy")
-    m = json.loads((CACHE / f"manifest_{size}.json").read_text())
+    arr = np.load(here / "cache" / f"images_{size}.npy")
+    m = json.loads((here / "cache" / f"manifest_{size}.json").read_text())
     labels = np.asarray(m["labels"], dtype=np.float32)
     subset = np.asarray(m["subset"])
     return {s: (arr[subset == s], labels[subset == s]) for s in SUBSETS}
@@ -199,14 +204,14 @@ def build_optimizer(cfg, steps_per_epoch):
 
 
 # ----------------------------------------------------------------------------- train
-def train(cfg) -> None:
+def train(cfg, here: Path = HERE) -> None:
     t_wall0, t_cpu0 = time.time(), cpu_s()
     import keras
     import numpy as np
     import tensorflow as tf
 
     keras.utils.set_random_seed(cfg["seed"])
-    data = load_split(cfg["size"])
+    data = load_split(cfg["size"], here)
     (xtr, ytr), (xva, yva), (xte, yte) = data["train"], data["validation"], data["test"]
     bs = cfg["batch_size"]
     steps = int(np.ceil(len(xtr) / bs))
@@ -228,14 +233,14 @@ def train(cfg) -> None:
         jit_compile=False,  # as the project's default (precision float32, jit_compile false)
     )
     params = int(model.count_params())
-    log = open(LOGS / f"{cfg['name']}.epochs.jsonl", "w")
+    log = open(here / "logs" / f"{cfg['name']}.epochs.jsonl", "w")
     print(json.dumps({"config": cfg, "params": params}), flush=True)
 
     class Track(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.epochs, self.best_acc, self.best_epoch, self.best_weights = [], -1.0, None, None
-            self.stop_file = HERE / f"STOP_{cfg['name']}"
+            self.stop_file = here / f"STOP_{cfg['name']}"
 
         def on_epoch_begin(self, epoch, logs=None):
             self.w0, self.c0 = time.time(), cpu_s()
@@ -307,16 +312,25 @@ def train(cfg) -> None:
         "nice": os.nice(0),
         "versions": {"tf": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
     }
-    with open(RESULTS, "a") as f:
+    with open(here / "results.jsonl", "a") as f:
         f.write(json.dumps(result) + "\n")
     print("RESULT " + json.dumps(result), flush=True)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser()
+    p.add_argument("--out", type=Path, default=HERE, help=f"outputs (default {HERE})")
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("cache")
     c.add_argument("--size", type=int, required=True)
+    c.add_argument("--archive", default=ZIP, help=f"Kaggle's train.zip (default {ZIP})")
+    c.add_argument(
+        "--subset-sizes",
+        type=int,
+        nargs=3,
+        metavar=("TRAIN", "VALIDATION", "TEST"),
+        help="images per class of each subset (default 1000 500 1000)",
+    )
     t = sub.add_parser("train")
     t.add_argument("--name", required=True)
     t.add_argument("--arch", default="fast_v1", choices=["book", "fast_v1", "fast_sep", "fast_res"])
@@ -337,12 +351,12 @@ def main(argv=None):
     t.add_argument("--zoom", type=float, default=0.2)
     a = p.parse_args(argv)
     if a.cmd == "cache":
-        build_cache(a.size)
+        build_cache(a.size, a.archive, a.out, a.subset_sizes)
         return
-    cfg = {k: v for k, v in vars(a).items() if k != "cmd"}
+    cfg = {k: v for k, v in vars(a).items() if k not in ("cmd", "out")}
     cfg["argv"] = " ".join(sys.argv[1:])
-    LOGS.mkdir(parents=True, exist_ok=True)
-    train(cfg)
+    (a.out / "logs").mkdir(parents=True, exist_ok=True)
+    train(cfg, a.out)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 #   setsid nohup bash -c 'echo 19 > /proc/self/autogroup; exec nice -n 19 bash run_all.sh' > ../../data/ablation/run_all.log 2>&1 &
 # queue.txt: one run per line, "NAME ARGS..." (ARGS for `ablate.py train`); lines read one at a
 # time, so lines after the current one may be edited while it runs. '#' lines are skipped.
-# touch STOP_QUEUE to launch nothing more; touch STOP_<NAME> to end a run after its epoch.
+# touch STOP_QUEUE (here) to launch nothing more; touch ../../data/ablation/STOP_<NAME> (where
+# ablate.py looks) to end a run after its epoch.
 set -u
 cd "$(dirname "$0")"
 echo 19 > /proc/self/autogroup 2>/dev/null || true   # no-op if already done by the launcher

@@ -60,6 +60,7 @@ def test_explain_writes_every_figure_and_logs_them_to_a_run_tagged_with_the_mode
     assert explained.data.params["explain.filter_steps"] == "2"
 
 
+@pytest.mark.processes
 def test_a_model_without_a_convolution_is_refused_in_one_message_before_any_work(
     kedro_project,
 ):

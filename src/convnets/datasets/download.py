@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,6 +21,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from convnets.durability.atomic import move_into_place
 from convnets.durability.integrity import file_hash
 from convnets.errors import UserError
 
@@ -103,7 +103,7 @@ def download(
     if problem is not None:
         partial.unlink()
         raise DownloadError(f"Downloaded {url} but refused it: {problem}. Nothing was kept.")
-    os.replace(partial, target)
+    move_into_place(partial, target)
     logger.info("Downloaded %s to %s", url, target)
     return target
 

@@ -21,6 +21,8 @@ from pathlib import Path, PurePosixPath
 
 from kedro.io import DatasetError
 
+from convnets.durability.atomic import move_into_place
+
 logger = logging.getLogger(__name__)
 
 # Kaggle: ``train/cat.0.jpg``. PetImages: ``PetImages/Cat/0.jpg``.
@@ -251,7 +253,7 @@ def _extract_inner_archive(outer: Path, target: Path, limits: dict[str, int]) ->
             except BaseException:
                 Path(tmp.name).unlink(missing_ok=True)
                 raise
-        os.replace(tmp.name, target)
+        move_into_place(tmp.name, target)
 
 
 def open_image_archive(location: Path, limits: dict[str, int] | None = None) -> ImageArchive:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset
 
+from convnets.durability.atomic import write_json_atomically
 from convnets.durability.integrity import set_aside
 
 logger = logging.getLogger(__name__)
@@ -62,10 +61,4 @@ class JsonStateDataset(AbstractDataset[dict, dict]):
         if self.load() == data:
             return
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=self._filepath.parent, suffix=".part", delete=False
-        ) as handle:
-            json.dump(data, handle, indent=0, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, self._filepath)
+        write_json_atomically(self._filepath, data)

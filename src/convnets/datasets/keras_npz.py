@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
 from convnets.datasets.download import download
+from convnets.durability.atomic import move_into_place
 from convnets.durability.lock import staging_dir
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class KerasNpzDataset(AbstractDataset[None, dict[str, np.ndarray]]):
                 arrays[images] = arrays[images].reshape(len(arrays["y" + images[1:]]), 28, 28)
             staged = tmp / "arrays.npz"
             np.savez_compressed(staged, **arrays)
-            os.replace(staged, self._filepath)
+            move_into_place(staged, self._filepath)
 
     def load(self) -> dict[str, np.ndarray]:
         if not self._filepath.is_file():

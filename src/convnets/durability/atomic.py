@@ -38,3 +38,11 @@ def write_json_atomically(path: Path, data: Any) -> None:
         os.fsync(handle.fileno())
     os.replace(partial, path)
     fsync_folder(path.parent)
+
+
+def move_into_place(staged: Path | str, target: Path) -> None:
+    """Rename the finished file ``staged`` (beside ``target``, on its disk) over ``target``,
+    its content and the rename both made durable."""
+    fsync_file(Path(staged))
+    os.replace(staged, target)
+    fsync_folder(target.parent)

@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 from filelock import FileLock, Timeout
 
+from convnets.durability.atomic import write_json_atomically
 from convnets.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -101,9 +102,7 @@ class ProjectLock:
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "pipelines": pipelines,
         }
-        partial = self._holder.with_name(f"{self._holder.name}.partial")
-        partial.write_text(json.dumps(holder))
-        os.replace(partial, self._holder)  # a reader sees the whole file or the old one
+        write_json_atomically(self._holder, holder)  # a reader sees the whole file or the old one
 
     def release(self) -> None:
         if self._lock.is_locked:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from convnets.config.loader import ProjectConfigLoader
+from convnets.config.loader import ProjectConfigLoader, merged
 from convnets.parameters import ParameterError
 
 
@@ -150,19 +150,14 @@ def _explain_unknown(unknown: UnknownKey, where: str) -> str:
     return f"{key} ({where}): {what}, so it would be ignored; {advice}"
 
 
-def _merged(value: Any, under: Any) -> Any:
-    """``value`` with what ``under`` has besides (``value`` wins)."""
-    if not (isinstance(value, Mapping) and isinstance(under, Mapping)):
-        return value
-    return {**under, **{key: _merged(item, under.get(key)) for key, item in value.items()}}
-
-
 def _replace_key(nested: Mapping[str, Any], path: tuple[str, ...], new: str) -> dict[str, Any]:
     """``nested`` with the key at ``path`` renamed ``new``; a key written right wins."""
     result = dict(nested)
     if len(path) == 1:
         moved = result.pop(path[0])
-        result[new] = _merged(result[new], moved) if new in result else moved
+        written = result.get(new, moved)
+        both = isinstance(written, Mapping) and isinstance(moved, Mapping)
+        result[new] = merged(moved, written) if both else written
     else:
         result[path[0]] = _replace_key(result[path[0]], path[1:], new)
     return result

@@ -497,3 +497,49 @@ def test_a_bad_value_is_refused_before_tensorflow_and_before_anything_is_written
     # About 2 s on an idle 2-core machine (docs/reliability.md); 8 s leaves room for load.
     assert seconds < 8, seconds
     assert not list(kedro_project.glob("mlflow.db"))  # nothing written
+
+
+@pytest.mark.faults
+@pytest.mark.processes
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+def test_a_first_run_stopped_while_it_creates_the_store_leaves_one_the_next_run_uses(
+    kedro_project, signum
+):
+    """Stopped at several moments of MLflow's schema creation (the file's appearance is
+    the start), the same command finishes each time, and the store is MLflow's whole."""
+    for offset in (0.05, 0.5, 1.0):  # seconds after the store's file appears
+        for made in kedro_project.glob("mlflow.db*"):
+            made.unlink()
+        process = start(kedro_project, "run", "--pipelines=report", "--env=quick")
+        deadline = time.monotonic() + 120
+        while not list(kedro_project.glob("mlflow.db*")) and process.poll() is None:
+            assert time.monotonic() < deadline, "no tracking store was created"
+            time.sleep(0.01)
+        time.sleep(offset)
+        process.send_signal(signum)
+        process.communicate(timeout=120)
+        again = kedro(kedro_project, "run", "--pipelines=report", "--env=quick")
+        output = again.stdout + again.stderr
+        assert again.returncode == 0, (offset, output[-3000:])
+        assert "Traceback" not in output and "already exists" not in output, offset
+        store = kedro_project / "mlflow.db"
+        assert sorted(path.name for path in kedro_project.glob("mlflow.db*")) in (
+            ["mlflow.db", "mlflow.db.lock"],
+            ["mlflow.db"],
+        ), offset
+        check = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from mlflow.store.db.utils import "
+                "_get_latest_schema_revision as head; import sqlite3; "
+                "db = sqlite3.connect(sys.argv[1]); "
+                "print(db.execute('SELECT version_num FROM alembic_version').fetchone()[0]"
+                " == head())",
+                str(store),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert check.stdout.strip() == "True", offset

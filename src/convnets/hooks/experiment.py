@@ -12,6 +12,7 @@ import mlflow
 from kedro.framework.context import KedroContext
 from mlflow.entities import Experiment
 
+from convnets.hooks.store_setup import prepare_tracking_store
 from convnets.hooks.tracking_store import (
     TrackingStoreError,
     bound_mlflow_http_retries,
@@ -67,6 +68,7 @@ def open_tracking_store(context: KedroContext) -> None:
     # The first MLflow client on a new sqlite file runs MLflow's migrations: two
     # first runs at once would both create its tables and could leave it broken.
     with tracking_store_lock(uri):
+        prepare_tracking_store(uri)  # created or upgraded as one rename
         check_tracking_store(uri)
         if uri:
             # MLflow puts a new experiment's artifacts in ./mlruns of the working

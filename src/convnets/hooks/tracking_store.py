@@ -99,7 +99,7 @@ def check_tracking_store(uri: str, timeout_s: float = 5.0) -> None:
     path = sqlite_path(uri)
     if path is None:
         return
-    _check_writable(path)
+    check_writable(path)
     if not path.is_file():
         return  # MLflow creates it
     try:
@@ -126,7 +126,7 @@ def check_tracking_store(uri: str, timeout_s: float = 5.0) -> None:
         raise _unreadable_store(path, exc) from exc
 
 
-def _check_writable(path: Path) -> None:
+def check_writable(path: Path) -> None:
     """A read-only file or folder: sqlite writes the file and a journal beside it.
 
     The file's own mode bits count too: root may write a file whatever its mode, but a

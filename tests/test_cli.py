@@ -543,3 +543,64 @@ def test_a_first_run_stopped_while_it_creates_the_store_leaves_one_the_next_run_
             check=True,
         )
         assert check.stdout.strip() == "True", offset
+
+
+# Where each phase of a catdog run begins, in order; each stopped run goes further.
+PHASES = (
+    ("ingestion", r"Running node: make_subset"),
+    ("decoding", r"Running node: decode_images"),
+    ("training", r"Epoch 1/3: "),
+    ("training, epoch 3", r"Epoch 2/3 accuracy="),
+    ("evaluation", r"Running node: evaluate_best_checkpoint"),
+    ("logging", r"Running node: log_final_model"),
+    ("registration", r"Running node: register_servable_model"),
+)
+
+
+@pytest.mark.faults
+@pytest.mark.processes
+def test_a_signal_in_any_phase_stops_the_run_at_its_next_safe_point_and_it_goes_on(
+    kedro_project,
+):
+    """SIGINT and SIGTERM, alternating, at a random moment (seed 34) after the start of
+    each phase: each run exits 130 or 143 within seconds, with no traceback and nothing
+    swallowed, its MLflow run KILLED; the same command then finishes the work. A signal
+    during the last node may come after its last safe point: that run finishes, says so."""
+    import random  # noqa: PLC0415
+
+    tiny_conf(kedro_project)
+    command = ("run", "--pipelines=catdog", "--params=catdog.training.epochs=3")
+    rng = random.Random(34)
+    for trial, (phase, marker) in enumerate(PHASES):
+        signum = (signal.SIGINT, signal.SIGTERM)[trial % 2]
+        process = start(kedro_project, *command)
+        seen = wait_for(process, marker)
+        time.sleep(rng.uniform(0.0, 0.2))
+        process.send_signal(signum)
+        sent = time.monotonic()
+        output = seen + process.communicate(timeout=120)[0]
+        waited = time.monotonic() - sent
+        name = signal.Signals(signum).name
+        where = f"{phase} ({name}): {output[-2500:]}"
+        assert waited < 15, (phase, waited)
+        assert "Traceback" not in output and "Exception ignored" not in output, where
+        newest = max(runs(kedro_project), key=lambda run: run.info.start_time)
+        if process.returncode == 0:  # the signal came after the last safe point
+            assert f"{name} came after the run's last safe point" in output, where
+            assert newest.info.status == "FINISHED" and phase == "registration", where
+            break
+        assert process.returncode == stopping_status(signum), where
+        assert newest.info.status == "KILLED", where
+        assert newest.data.tags["killed_reason"] == f"stopped by {name}"
+    else:
+        done = kedro(kedro_project, *command)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "Training finished earlier" in done.stdout  # the trained epochs are kept
+    finished = [run for run in runs(kedro_project) if run.info.status == "FINISHED"]
+    assert len(finished) == 1
+
+
+def stopping_status(signum: int) -> int:
+    from convnets.stopping import EXIT_STATUS  # noqa: PLC0415
+
+    return EXIT_STATUS[signum]

@@ -28,25 +28,13 @@ import click
 from kedro.framework.cli.project import run as kedro_run
 from kedro.io import DatasetError
 
+from convnets import stopping
 from convnets.durability.lock import ProjectLock
 from convnets.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 2
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-class Stopped(KeyboardInterrupt):
-    """The run was asked to stop by a signal (Ctrl-C is SIGINT)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _raise_stopped(signum: int, frame: Any) -> None:
-    raise Stopped(signum)
 
 
 @click.group(name="convnets")
@@ -227,17 +215,25 @@ def _check_conf(project_path: Path, kwargs: dict[str, Any]) -> None:
 def _run(verbose: bool, **kwargs: Any) -> Any:
     context = click.get_current_context()
     project_path = Path(getattr(context.obj, "project_path", None) or Path.cwd())
-    previous = {signum: signal.getsignal(signum) for signum in EXIT_SIGNAL}
+    previous = {signum: signal.getsignal(signum) for signum in stopping.EXIT_STATUS}
     try:
         _check_conf(project_path, kwargs)
         _check_not_busy(project_path)
-        for signum in EXIT_SIGNAL:
-            signal.signal(signum, _raise_stopped)
-        return kedro_run.callback(**kwargs)
+        stopping.reset()
+        for signum in stopping.EXIT_STATUS:
+            # Recorded only; the run stops at its next safe point (convnets.stopping).
+            signal.signal(signum, stopping.request)
+        result = kedro_run.callback(**kwargs)
+        if stopping.requested():
+            name = signal.Signals(stopping.requested()).name
+            click.secho(
+                f"{name} came after the run's last safe point: the run finished.",
+                fg="yellow",
+                err=True,
+            )
+        return result
     except KeyboardInterrupt as stop:
-        for ignored in EXIT_SIGNAL:  # a second Ctrl-C must not cut the clean-up short
-            signal.signal(ignored, signal.SIG_IGN)
-        signum = getattr(stop, "signum", signal.SIGINT)
+        signum = getattr(stop, "signum", None) or stopping.requested() or signal.SIGINT
         name = signal.Signals(signum).name
         run_id = _end_mlflow_runs("KILLED", killed_reason=f"stopped by {name}")
         where = f" (MLflow run {run_id} marked KILLED)" if run_id else ""
@@ -247,7 +243,7 @@ def _run(verbose: bool, **kwargs: Any) -> Any:
             fg="yellow",
             err=True,
         )
-        sys.exit(EXIT_SIGNAL[signum])
+        sys.exit(stopping.EXIT_STATUS[signum])
     except Exception as error:
         _end_mlflow_runs("FAILED")  # MLflow's exit handler would say FINISHED
         cause = _expected(error)

@@ -21,6 +21,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from convnets import stopping
 from convnets.durability.integrity import DamagedData, check_files, record_of, set_aside, summary
 from convnets.durability.lock import STAGING_MARK, make_staging_dir, mark_as_staging
 
@@ -223,6 +224,7 @@ class ImageFolderDataset(AbstractDataset[Mapping[str, "bytes | LazyFile"], Image
         def write(staging: Path) -> None:
             records = {}
             for name, content in data.items():
+                stopping.check()  # a staging folder: the next run removes what is left
                 target = staging / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 body = content.load() if isinstance(content, LazyFile) else content

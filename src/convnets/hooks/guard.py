@@ -10,6 +10,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
+from convnets import stopping
 from convnets.config.check import ParameterCheck
 from convnets.hooks.experiment import open_tracking_store
 from convnets.hooks.lock import ProjectLockCheck
@@ -26,6 +27,7 @@ class GuardHook:
     - ``before_pipeline_run`` (``tryfirst``): ``PIPELINE_CHECKS`` in order: the
       parameters (a refused run takes no lock), then the project lock (a second run
       is refused before kedro-mlflow opens a run it would leave RUNNING).
+    - ``before_node_run`` (``tryfirst``): a stop asked for by a signal is honoured.
     - ``after_pipeline_run`` / ``on_pipeline_error`` (``trylast``): the lock is
       released after every other hook, so the run's end (resume states, the MLflow
       run) is written under it.
@@ -55,6 +57,11 @@ class GuardHook:
     ) -> None:
         for check in self.pipeline_checks():
             check(run_params, pipeline, catalog)
+
+    @hook_impl(tryfirst=True)
+    def before_node_run(self) -> None:
+        """A node's start is a safe point to honour Ctrl-C or SIGTERM (``convnets.stopping``)."""
+        stopping.check()
 
     @hook_impl(trylast=True)
     def after_pipeline_run(self) -> None:

@@ -66,8 +66,8 @@ def prepare_tracking_store(uri: str) -> None:
             ) from exc
         aside = set_aside(path)
         logger.warning(
-            "The MLflow tracking database %s was half-made (an interrupted creation or upgrade) and "
-            "held no run: set aside as %s and created again",
+            "The MLflow tracking database %s was half-made (an interrupted creation or "
+            "upgrade) and held no run: set aside as %s and created again",
             path,
             aside.name,
         )

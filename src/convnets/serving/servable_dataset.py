@@ -14,6 +14,7 @@ from kedro.io import AbstractDataset, DatasetError
 from mlflow.exceptions import MlflowException
 
 import convnets
+from convnets import stopping
 from convnets.durability.scratch import ScratchDirectory
 from convnets.serving.model import IMAGE_COLUMN, KERAS_ARTIFACT, ServableModel
 
@@ -132,10 +133,12 @@ class MlflowServableModelDataset(AbstractDataset[ServableModel, None]):
     def save(self, data: ServableModel) -> None:
         if mlflow.active_run() is None:
             raise DatasetError("No active MLflow run to log the servable model to")
+        stopping.check()  # each step below is whole: the next run redoes or decides the rest
         with ScratchDirectory(prefix="convnets-servable-") as tmp:
             info = mlflow.pyfunc.log_model(
                 name=self._name, **pyfunc_arguments(data, Path(tmp), self._pip_requirements)
             )
+        stopping.check()
         client = mlflow.MlflowClient()
         name = self.registered_model_name
         self._finish_orphans(client)

@@ -13,6 +13,7 @@ from mlflow.entities import Metric
 from rich import get_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from convnets import stopping
 from convnets.ml.training.callbacks import EPOCH_TIME
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,9 @@ class TrainingProgress(keras.callbacks.Callback):
     """Progress within each epoch and the time left for the whole training.
 
     On a terminal, a progress bar (rich, as Kedro's own output); elsewhere (a log file,
-    CI), a log line about every tenth of an epoch.
+    CI), a log line about every tenth of an epoch. The end of each training and
+    validation batch is also where a stop asked for by a signal is honoured
+    (``convnets.stopping``): the epoch under way is not committed, the ones before are.
     """
 
     def __init__(self, epochs: int, terminal: bool | None = None) -> None:
@@ -71,7 +74,11 @@ class TrainingProgress(keras.callbacks.Callback):
         seconds = (time.perf_counter() - self._started) / done * remaining
         return f"about {seconds / 60:.0f} min left for the training"
 
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        stopping.check()
+
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        stopping.check()
         step = batch + 1
         if self._bar is not None:
             self._bar.update(self._task, completed=step, left=self._time_left(step))

@@ -12,6 +12,7 @@ import logging
 
 import pandas as pd
 
+from convnets import stopping
 from convnets.datasets import ImageArchive, LazyFile, UnreadableEntry
 from convnets.ml.image_checks import check_image
 from convnets.ml.reporting import as_mlflow_metrics
@@ -127,6 +128,7 @@ def make_subset(
                     continue
                 taken.add(index)
                 member = by_index[index]
+                stopping.check()  # before each picture: nothing of the split is written yet
                 result, content = _checked_image(archive, member, data, checks)
                 if result["action"] != "kept":
                     log = logger.warning if result["action"] == "skipped" else logger.info

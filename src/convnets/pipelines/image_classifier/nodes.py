@@ -1,8 +1,6 @@
-"""Nodes of the cats-vs-dogs model pipeline (listings 8.7 to 8.18), reused per model.
-
-Each model namespace (``catdog``, ``catdog_baseline``) decodes the shared split at its
-own input size, batches it, trains, and scores the best checkpoint and the model
-after the last epoch on the test subset.
+"""Nodes of the cats-vs-dogs model pipeline (listings 8.7 to 8.18), reused per model:
+each namespace decodes the shared split at its own input size, batches it, trains, and
+scores the best checkpoint and the model after the last epoch on the test subset.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ import tensorflow as tf
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
+from convnets import stopping
 from convnets.datasets import DecodedImageCache, DecodedImages, ImageArrayFile, ImageFolder
 from convnets.ml.hardware import PROCESSOR_FLAGS_TAG, compute_flags
 from convnets.ml.models import build_catdog_model, build_data_augmentation, with_flip_averaging
@@ -87,6 +86,7 @@ def _decoded_chunks(
     )
     done, reported = 0, 0
     for chunk in chunks:
+        stopping.check()  # a safe point: the cache is written to a staging folder
         done += len(chunk)
         if done == len(files) or done - reported >= len(files) / 10:  # about ten lines
             logger.info("Decoded %d/%d %s images", done, len(files), name)

@@ -160,6 +160,20 @@ def load_servable_model(model_uri: str, advice: str) -> Any:
         ) from exc
 
 
+def previous_version_advice(model_uri: str) -> str:
+    """What to serve when ``model_uri`` cannot be loaded: the registered version before
+    it, else a model trained again."""
+    import mlflow  # noqa: PLC0415
+
+    retrain = "train again (kedro run --pipelines=<pipeline>) and serve its champion"
+    registered = _registered_version(mlflow.MlflowClient(), model_uri)
+    if registered and int(registered[1]) > 1:
+        name, version = registered
+        earlier = f"models:/{name}/{int(version) - 1}"
+        return f"Serve the version before it (python -m convnets.serve {earlier}), or {retrain}"
+    return retrain.capitalize()
+
+
 def _damaged_keras_files(model_id: str | None) -> list[Path]:
     """The logged model's ``.keras`` files that are not whole zips, when it is on this disk."""
     import mlflow  # noqa: PLC0415

@@ -604,3 +604,29 @@ def stopping_status(signum: int) -> int:
     from convnets.stopping import EXIT_STATUS  # noqa: PLC0415
 
     return EXIT_STATUS[signum]
+
+
+@pytest.mark.parametrize(
+    "params, hint",
+    [
+        ("catdog.input.image_size=[180,180]", "--params=catdog.input.image_size=180x180"),
+        ('catdog.title=!!python/object/apply:os.system ["true"]', "tags such as !!python"),
+    ],
+)
+def test_params_kedro_cannot_split_or_read_get_one_message_with_the_form_to_use(params, hint):
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from convnets.cli import run  # noqa: PLC0415
+
+    option = next(param for param in run.params if param.name == "params")
+    command = click_command_with(option)
+    result = CliRunner().invoke(command, ["--params", params])
+    assert result.exit_code == 2, result.output
+    assert hint in result.output and "Traceback" not in result.output
+
+
+def click_command_with(option):
+    """A command that only parses ``option``, as ``kedro run`` does before running."""
+    import click  # noqa: PLC0415
+
+    return click.Command("run", params=[option], callback=lambda **kwargs: None)

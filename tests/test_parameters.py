@@ -227,6 +227,19 @@ def test_unknown_keys_are_all_named_with_the_closest_known_key_and_the_fix_is_ac
     assert fixed["predict_dir"] == "/tmp/pics" and fixed["model_uri"] == "models:/m/1"
 
 
+def test_a_key_given_at_the_wrong_depth_is_pointed_to_where_it_is():
+    given = kedro_params("catdog_fast.training.use_ema=true")
+    with pytest.raises(ParameterError) as error:
+        check_parameter_keys(CONF, "local", given, _command)
+    assert (
+        "catdog_fast.training.use_ema (--params): no key use_ema in catdog_fast.training, so "
+        "it would be ignored; did you mean catdog_fast.training.optimizer.use_ema? Fix: "
+        "--params=catdog_fast.training.optimizer.use_ema=True"
+    ) in str(error.value)
+    (fix,) = [line for line in str(error.value).splitlines() if "Fix: --params=" in line]
+    check_parameter_keys(CONF, "local", kedro_params(fix.split("Fix: --params=")[1]))
+
+
 def test_an_unknown_key_far_from_any_lists_the_known_ones_and_suggests_no_command():
     with pytest.raises(ParameterError) as error:
         check_parameter_keys(CONF, "local", {"zzz": 1}, _command)

@@ -263,11 +263,47 @@ def _run(verbose: bool, **kwargs: Any) -> Any:
             signal.signal(signum, handler)
 
 
+def _params_option(option: click.Parameter) -> click.Parameter:
+    """Kedro's ``--params``, with two mistakes it answered badly made one clear message:
+    a YAML tag (a ``ConstructorError`` traceback) and a list written with brackets, which
+    Kedro splits at its commas ("must contain a key and a value")."""
+    if option.name != "params" or option.callback is None:
+        return option
+    parse = option.callback
+
+    def parse_params(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        import yaml  # noqa: PLC0415
+
+        try:
+            return parse(ctx, param, value)
+        except yaml.YAMLError as error:  # OmegaConf reads each value as YAML
+            raise click.BadParameter(
+                f"{value!r} is not plain YAML ({getattr(error, 'problem', None) or error}): "
+                "tags such as !!python/... are not read. Give each value as it is: "
+                "--params=catdog.training.epochs=30",
+                ctx=ctx,
+                param=param,
+            ) from None
+        except click.UsageError:
+            if isinstance(value, str) and "[" in value:
+                raise click.BadParameter(
+                    f"{value!r}: Kedro splits --params at commas, so a list cannot be "
+                    "written [180,180]. Write lists with x, as the parameters take them: "
+                    "--params=catdog.input.image_size=180x180 (names: space-separated)",
+                    ctx=ctx,
+                    param=param,
+                ) from None
+            raise
+
+    option.callback = parse_params
+    return option
+
+
 run = click.Command(
     name="run",
     callback=_run,
     params=[
-        *kedro_run.params,
+        *map(_params_option, kedro_run.params),
         click.Option(
             ["--verbose"], is_flag=True, help="Show the full traceback of an expected error."
         ),

@@ -139,11 +139,13 @@ def _params_text(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def _explain_unknown(unknown: UnknownKey, where: str) -> str:
+def _explain_unknown(unknown: UnknownKey, where: str, moved: tuple[str, ...] | None = None) -> str:
     key = ".".join(unknown.path)
     parent = ".".join(unknown.path[:-1])
     what = f"no key {unknown.path[-1]} in {parent}" if parent else "no such parameter"
-    if unknown.suggestion is not None:
+    if moved:
+        advice = f"did you mean {'.'.join(moved)}?"
+    elif unknown.suggestion is not None:
         advice = f"did you mean {'.'.join(unknown.corrected)}?"
     else:
         advice = f"the keys there are {', '.join(sorted(unknown.choices))}."
@@ -202,8 +204,12 @@ def check_parameter_keys(
         if unknown.suggestion is not None:
             corrected = _replace_key(corrected, unknown.path, unknown.suggestion)
     for unknown in problems:
-        line = _explain_unknown(unknown, "--params")
-        if unknown.suggestion is not None:
+        moved = None if unknown.suggestion else _found_elsewhere(known, unknown.path)
+        line = _explain_unknown(unknown, "--params", moved)
+        if moved:  # the key exists, at another depth of the same section
+            value = _params_text(_lookup(given, unknown.path))
+            line += f" Fix: --params={'.'.join(moved)}={value}"
+        elif unknown.suggestion is not None:
             parent = "".join(f"{part}." for part in unknown.path[:-1])
             items = flat_items({unknown.suggestion: _lookup(given, unknown.path)}, parent)
             line += " Fix: --params=" + ",".join(
@@ -226,6 +232,20 @@ def check_parameter_keys(
         )
         message += f"\nFix: {fix(params)}"
     raise ParameterError(message)
+
+
+def _found_elsewhere(known: Mapping[str, Any], path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The one known key named as ``path``'s last part within ``path``'s top section
+    (``catdog_fast.training.use_ema`` -> ``catdog_fast.training.optimizer.use_ema``)."""
+    section = known.get(path[0])
+    if len(path) < 2 or not isinstance(section, Mapping):
+        return None
+    found = [
+        (path[0], *name.split("."))
+        for name in flat_items(section)
+        if name.split(".")[-1] == path[-1]
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def _lookup(nested: Mapping[str, Any], path: tuple[str, ...]) -> Any:

@@ -111,6 +111,16 @@ def test_too_large_subsets_fail_before_any_image_is_read(archive, monkeypatch):
         nodes.make_subset(archive, _data(train=22), {})
 
 
+def test_too_large_subsets_are_a_mistake_shown_as_one_message_with_the_key_to_set(
+    archive, monkeypatch
+):
+    from convnets.errors import UserError  # noqa: PLC0415
+
+    monkeypatch.setattr(type(archive), "read", lambda *_: pytest.fail("read an image"))
+    with pytest.raises(UserError, match=r"--params=cats_vs_dogs.subsets.train.size=<n>"):
+        nodes.make_subset(archive, _data(train=22), {})
+
+
 def test_a_start_past_the_archive_says_to_lower_the_start(archive, monkeypatch):
     monkeypatch.setattr(type(archive), "read", lambda *_: pytest.fail("read an image"))
     subsets = {**SUBSETS, "test": {"start": 100, "size": 4}}  # only the test subset is off

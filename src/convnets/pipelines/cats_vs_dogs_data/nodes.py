@@ -16,7 +16,7 @@ from convnets import stopping
 from convnets.datasets import ImageArchive, LazyFile, UnreadableEntry
 from convnets.ml.image_checks import check_image
 from convnets.ml.reporting import as_mlflow_metrics
-from convnets.parameters import SUBSET_NAMES, CatsVsDogsData
+from convnets.parameters import SUBSET_NAMES, CatsVsDogsData, ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +42,9 @@ def _check_split_request(archive: ImageArchive, data: CatsVsDogsData) -> None:
                 f"lower {key}.start (its '{label}' images run from index {ordered[0]} "
                 f"to {ordered[-1]})"
                 if ordered and subset.start > ordered[-1]
-                else f"lower {key}.size or use a larger archive"
+                else f"lower {key}.size (--params={key}.size=<n>) or use a larger archive"
             )
-            raise ValueError(
+            raise ParameterError(
                 f"The {name} subset asks for {subset.size} '{label}' images from index "
                 f"{subset.start} on, but {archive.source} has only {len(free)} left there "
                 f"(of {len(ordered)}): {advice}."

@@ -630,3 +630,21 @@ def click_command_with(option):
     import click  # noqa: PLC0415
 
     return click.Command("run", params=[option], callback=lambda **kwargs: None)
+
+
+def test_a_tracking_database_made_read_only_during_the_run_gets_one_message(tmp_path, monkeypatch):
+    import sqlite3  # noqa: PLC0415
+
+    from convnets.cli import _environment_failure  # noqa: PLC0415
+
+    store = tmp_path / "mlflow.db"
+    sqlite3.connect(store).execute("CREATE TABLE runs (id)").connection.close()
+    read_only = sqlite3.connect(f"file:{store}?mode=ro", uri=True)  # SQLite's own error
+    with pytest.raises(sqlite3.OperationalError) as raised:
+        read_only.execute("INSERT INTO runs VALUES (1)")
+    registering = mlflow.exceptions.MlflowException("(sqlite3.OperationalError) ...")
+    registering.__cause__ = raised.value
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: f"sqlite:///{store}")
+    message = _environment_failure(_raised(registering, RuntimeError("x")), tmp_path, [], None)
+    assert message.startswith(f"The MLflow tracking database {store} became read-only")
+    assert f"chmod u+w {store}" in message and "without training again" in message

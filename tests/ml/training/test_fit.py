@@ -454,7 +454,7 @@ def test_mirrored_training_on_two_devices_matches_one_device():
         check=False,
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],  # the project root
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         timeout=600,
     )

@@ -282,3 +282,51 @@ def log_servable_run(project: Path, keras_model, version: str, **changes) -> str
         )
     reset_mlflow()
     return run.info.run_id
+
+
+PROCESS_MARK = "CONVNETS_TEST_PROCESS"  # set in the environment of processes a test starts
+
+
+def marked_processes(mark: str) -> list[int]:
+    """Ids of the live processes (this one aside) whose environment holds
+    ``PROCESS_MARK=mark``: every process a test started, and theirs."""
+    needle = f"{PROCESS_MARK}={mark}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def kill_processes(pids: list[int]) -> None:
+    import signal  # noqa: PLC0415
+
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def wait_for_ping(base_url: str, process: subprocess.Popen, timeout: float = 180) -> None:
+    """Until an MLflow scoring server at ``base_url`` answers ``/ping``; fails if
+    ``process`` (the server's command) ends first."""
+    import time  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base_url}/ping", timeout=5):
+                return
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server ended ({process.returncode})") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{base_url} did not answer within {timeout:.0f} s") from None
+            time.sleep(1)

@@ -501,13 +501,15 @@ def test_a_bad_value_is_refused_before_tensorflow_and_before_anything_is_written
 
 @pytest.mark.faults
 @pytest.mark.processes
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
 def test_a_first_run_stopped_while_it_creates_the_store_leaves_one_the_next_run_uses(
-    kedro_project, signum
+    kedro_project,
 ):
-    """Stopped at several moments of MLflow's schema creation (the file's appearance is
-    the start), the same command finishes each time, and the store is MLflow's whole."""
-    for offset in (0.05, 0.5, 1.0):  # seconds after the store's file appears
+    """Stopped by SIGINT or SIGKILL at several moments of MLflow's schema creation (the
+    file's appearance is the start), the same command finishes each time, and the store
+    is MLflow's, whole."""
+    moments = [(0.05, signal.SIGINT), (0.4, signal.SIGKILL), (0.8, signal.SIGINT)]
+    moments += [(1.2, signal.SIGKILL)]
+    for offset, signum in moments:  # seconds after the store's file appears
         for made in kedro_project.glob("mlflow.db*"):
             made.unlink()
         process = start(kedro_project, "run", "--pipelines=report", "--env=quick")

@@ -9,18 +9,22 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import mlflow
 import pytest
 
-from tests.conftest import log_servable_run, reset_mlflow
+from tests.conftest import (
+    PROCESS_MARK,
+    kill_processes,
+    log_servable_run,
+    marked_processes,
+    reset_mlflow,
+    wait_for_ping,
+)
 
 pytestmark = [pytest.mark.processes, pytest.mark.slow]
-
-MARK = "CONVNETS_SERVE_TEST"
 
 
 def _tiny_model():
@@ -45,7 +49,7 @@ def _serve(project: Path, mark: str, *args: str) -> subprocess.Popen:
         **os.environ,
         "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        MARK: mark,  # in every process the command starts
+        PROCESS_MARK: mark,  # in every process the command starts
     }
     return subprocess.Popen(
         [sys.executable, "-m", "convnets.serve", *args],
@@ -55,19 +59,6 @@ def _serve(project: Path, mark: str, *args: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
-
-
-def _marked(mark: str) -> list[int]:
-    needle = f"{MARK}={mark}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def _free_port() -> int:
@@ -95,7 +86,7 @@ def test_a_damaged_version_is_refused_before_any_worker_naming_the_file_and_the_
     assert str(keras_file) in output and "is damaged" in output, output[-3000:]
     assert "python -m convnets.serve models:/convnets-catdog/1" in output
     assert "Traceback" not in output
-    assert _marked(mark) == []  # no worker was started
+    assert marked_processes(mark) == []  # no worker was started
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -105,23 +96,14 @@ def test_stopping_the_serve_command_stops_every_process_it_started(two_versions,
         two_versions, mark, "models:/convnets-catdog/1", "-h", "127.0.0.1", "-p", str(port)
     )
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5):
-                    break
-            except OSError:
-                assert serving.poll() is None, serving.communicate()[0][-3000:]
-                assert time.monotonic() < deadline, "the server did not answer"
-                time.sleep(1)
-        assert len(_marked(mark)) > 1  # the command, mlflow's server and its workers
+        wait_for_ping(f"http://127.0.0.1:{port}", serving)
+        assert len(marked_processes(mark)) > 1  # the command, mlflow's server and its workers
         serving.send_signal(signum)  # to the command alone, as kill <pid> does
         serving.communicate(timeout=60)
         deadline = time.monotonic() + 30
-        while _marked(mark) and time.monotonic() < deadline:
+        while marked_processes(mark) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert _marked(mark) == []
+        assert marked_processes(mark) == []
         assert serving.returncode == 128 + signum
     finally:
-        for pid in _marked(mark):
-            os.kill(pid, signal.SIGKILL)
+        kill_processes(marked_processes(mark))

@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, jpeg_bytes, log_servable_run, write_kaggle_zip
+from tests.conftest import (
+    PROCESS_MARK,
+    PROJECT_ROOT,
+    jpeg_bytes,
+    kill_processes,
+    log_servable_run,
+    marked_processes,
+    write_kaggle_zip,
+)
 
 pytestmark = pytest.mark.benchmarks
 
@@ -29,33 +37,9 @@ RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 SIZES = (4, 2, 2)
 # Kaggle's names, with indices from the book's start of each subset (0, 1000, 1500).
 STARTS = (0, 1000, 1500)
-MARK = "CONVNETS_BENCHMARK_SMOKE"  # in the environment of every process a test starts
 
 
 # ----------------------------------------------------------------- processes
-def _marked(mark: str) -> list[int]:
-    """Ids of the live processes whose environment holds ``MARK=mark``: this test's."""
-    needle = f"{MARK}={mark}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-    return found
-
-
-def _stop(pids: list[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def _environment(**extra: str) -> dict[str, str]:
     """The test's environment without MLflow settings of its own (a developer's tracking
     server must not receive these runs), quiet TensorFlow, and ``extra``."""
@@ -73,7 +57,7 @@ def _run(
     process = subprocess.Popen(
         [sys.executable, f"benchmarks/{script}", *map(str, args)],
         cwd=PROJECT_ROOT,
-        env={**(env or _environment()), MARK: mark},
+        env={**(env or _environment()), PROCESS_MARK: mark},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -84,18 +68,18 @@ def _run(
             output = process.communicate(timeout=timeout)[0]
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            _stop(_marked(mark))
+            kill_processes(marked_processes(mark))
             output = process.communicate()[0]
             pytest.fail(f"{script} did not finish within {timeout:.0f} s:\n{output[-5000:]}")
         # The script's own processes (its workers, its model server) end with it.
         deadline = time.monotonic() + 30
-        while (left := _marked(mark)) and time.monotonic() < deadline:
+        while (left := marked_processes(mark)) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not left, f"{script} left processes running: {left}"
     finally:
         # Whatever is left, by the mark: its workers, and processes in sessions of their
         # own such as the model server (the group alone would miss those).
-        _stop(_marked(mark))
+        kill_processes(marked_processes(mark))
         process.wait()
     assert process.returncode == 0, f"{script} failed:\n{output[-5000:]}"
     return output

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -31,7 +30,7 @@ from convnets.serving.model import (
     classify,
     error_text,
 )
-from tests.conftest import jpeg_bytes, png_header, typed_parameters
+from tests.conftest import jpeg_bytes, png_header, typed_parameters, wait_for_ping
 
 DATA = typed_parameters(CatsVsDogsData, "cats_vs_dogs")
 CONFIG = ServingConfig(
@@ -354,16 +353,11 @@ def model_server(kedro_project):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/ping", timeout=5):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    output = (kedro_project / "model_server.log").read_text()[-2000:]
-                    raise RuntimeError(f"model server did not start: {output}") from None
-                time.sleep(1)
+        try:
+            wait_for_ping(base, server)
+        except RuntimeError as error:
+            output = (kedro_project / "model_server.log").read_text()[-2000:]
+            raise RuntimeError(f"model server did not start ({error}): {output}") from None
         yield kedro_project, uri, base
     finally:
         os.killpg(server.pid, signal.SIGTERM)

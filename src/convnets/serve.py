@@ -26,20 +26,13 @@ STOP_TIMEOUT_S = 30.0
 
 def check_model_uri(model_uri: str) -> str | None:
     """``None`` when ``model_uri`` is a servable model that loads, else the message."""
-    import mlflow  # noqa: PLC0415
-
     from convnets.serving.model_source import (  # noqa: PLC0415
         load_servable_model,
         previous_version_advice,
-        unknown_model_message,
     )
 
     try:
-        mlflow.models.get_model_info(model_uri)  # reads the model's metadata, writes nothing
-    except Exception as exc:  # noqa: BLE001 - any failure to resolve is the user's to fix
-        return unknown_model_message("serve", model_uri, exc)
-    try:
-        load_servable_model(model_uri, previous_version_advice(model_uri))
+        load_servable_model(model_uri, previous_version_advice(model_uri), action="serve")
     except Exception as exc:  # noqa: BLE001 - ModelNotFound, DamagedModel: their message
         return str(exc)
     return None

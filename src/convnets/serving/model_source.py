@@ -127,16 +127,17 @@ def _run_model_uri(saved: Path, advice: str) -> str:
     return f"runs:/{run_id}/{SERVABLE_MODEL_NAME}"
 
 
-def load_servable_model(model_uri: str, advice: str) -> Any:
+def load_servable_model(model_uri: str, advice: str, action: str = "load the MLflow model") -> Any:
     """The ``mlflow.pyfunc`` servable model of ``model_uri``; a clear error when it is
-    unknown, not a servable model (bytes in), or damaged (``advice`` says what to do)."""
+    unknown (``action``: what was tried, for the message), not a servable model (bytes
+    in), or damaged (``advice`` says what to do)."""
     import mlflow  # noqa: PLC0415
     from kedro_mlflow.io.models import MlflowModelTrackingDataset  # noqa: PLC0415
 
     try:
         info = mlflow.models.get_model_info(model_uri)
     except Exception as exc:
-        raise ModelNotFound(unknown_model_message("load the MLflow model", model_uri, exc)) from exc
+        raise ModelNotFound(unknown_model_message(action, model_uri, exc)) from exc
     inputs = info.signature.inputs.input_names() if info.signature else []
     if inputs != ["image"]:
         raise ModelNotFound(
